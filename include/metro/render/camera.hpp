@@ -1,0 +1,27 @@
+#pragma once
+// Perspective pinhole camera in the usual computer-vision frame: x right, y DOWN,
+// z forward (into the scene). Pixel i covers [i, i+1); its center is i + 0.5.
+#include <Eigen/Core>
+
+namespace metro::render {
+
+struct Camera {
+  float fx = 1, fy = 1, cx = 0, cy = 0;  // intrinsics, pixels
+
+  // Camera-frame point (metres, z > 0) -> pixel coordinates.
+  Eigen::Vector2f project(const Eigen::Vector3f& point) const noexcept {
+    return {fx * point.x() / point.z() + cx, fy * point.y() / point.z() + cy};
+  }
+  // The same camera for an image `factor` times larger (supersampling).
+  Camera scaled(float factor) const noexcept { return {fx * factor, fy * factor, cx * factor, cy * factor}; }
+};
+
+// The body model's frame (metres, y up, facing +z, pelvis at the origin) to the
+// camera frame, for a camera looking at the person's front: a half turn about x
+// (y up -> y down, facing +z -> facing the camera at -z), then `translation`
+// (e.g. (0, 0, distance)). Yaw and tilt come from the pose's root rotation.
+inline Eigen::Vector3f body_to_camera(const Eigen::Vector3f& point, const Eigen::Vector3f& translation) noexcept {
+  return Eigen::Vector3f(point.x(), -point.y(), -point.z()) + translation;
+}
+
+}  // namespace metro::render

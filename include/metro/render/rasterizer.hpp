@@ -1,0 +1,198 @@
+#pragma once
+// A CPU z-buffer rasterizer for triangle meshes in the camera frame (deferred:
+// rasterize once into a visibility buffer of depth, face id and perspective-
+// correct barycentrics, then shade, take silhouettes or test visibility from it).
+// One image runs on one thread; parallelize over images.
+#include <Eigen/Core>
+#include <Eigen/Geometry>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "metro/render/camera.hpp"
+#include "metro/render/image.hpp"
+
+namespace metro::render {
+
+// A mesh in camera coordinates (metres). Spans: the caller owns the arrays.
+struct MeshView {
+  std::span<const Eigen::Vector3f> vertices;  // (V, 3)
+  std::span<const Eigen::Vector3i> faces;     // (F, 3) vertex indices
+};
+
+// Per-pixel result of rasterization: nearest face and where on it.
+struct VisibilityBuffer {
+  int width = 0, height = 0;
+  std::vector<float> depth;       // (H, W) camera z of the nearest surface, +inf where empty
+  std::vector<int> face;          // (H, W) face index, -1 where empty
+  std::vector<Eigen::Vector3f> barycentric;  // (H, W) perspective-correct weights of the face's vertices
+
+  VisibilityBuffer(int width_, int height_)
+      : width(width_), height(height_),
+        depth(static_cast<std::size_t>(width_) * height_, std::numeric_limits<float>::infinity()),
+        face(depth.size(), -1),
+        barycentric(depth.size(), Eigen::Vector3f::Zero()) {}
+
+  std::size_t index(int x, int y) const noexcept { return static_cast<std::size_t>(y) * width + x; }
+  bool covered(int x, int y) const noexcept { return face[index(x, y)] >= 0; }
+};
+
+inline constexpr float kNearPlane = 0.01f;  // metres; faces closer than this are skipped
+
+namespace detail {
+
+inline float edge(const Eigen::Vector2f& a, const Eigen::Vector2f& b, const Eigen::Vector2f& p) noexcept {
+  return (b.x() - a.x()) * (p.y() - a.y()) - (b.y() - a.y()) * (p.x() - a.x());
+}
+
+// Rasterizes one triangle given its screen positions and camera depths.
+inline void rasterize_triangle(VisibilityBuffer& buffer, int face_index, const Eigen::Vector2f (&screen)[3],
+                               const float (&depth)[3]) {
+  const float area = edge(screen[0], screen[1], screen[2]);
+  if (!std::isfinite(area) || std::abs(area) < 1e-12f) return;
+  const float min_x = std::min({screen[0].x(), screen[1].x(), screen[2].x()});
+  const float max_x = std::max({screen[0].x(), screen[1].x(), screen[2].x()});
+  const float min_y = std::min({screen[0].y(), screen[1].y(), screen[2].y()});
+  const float max_y = std::max({screen[0].y(), screen[1].y(), screen[2].y()});
+  // Clamp in float first: a vertex near the camera can project very far away.
+  const auto clamp_to = [](float value, int limit) { return static_cast<int>(std::clamp(value, 0.0f, static_cast<float>(limit))); };
+  const int x0 = clamp_to(std::floor(min_x), buffer.width - 1), x1 = clamp_to(max_x, buffer.width - 1);
+  const int y0 = clamp_to(std::floor(min_y), buffer.height - 1), y1 = clamp_to(max_y, buffer.height - 1);
+  if (max_x < 0 || max_y < 0) return;
+  const Eigen::Vector3f inverse_depth(1 / depth[0], 1 / depth[1], 1 / depth[2]);
+  for (int y = y0; y <= y1; ++y) {
+    for (int x = x0; x <= x1; ++x) {
+      const Eigen::Vector2f p(static_cast<float>(x) + 0.5f, static_cast<float>(y) + 0.5f);
+      // Screen-space barycentrics; inside when all have the sign of the area.
+      const Eigen::Vector3f screen_weights =
+          Eigen::Vector3f(edge(screen[1], screen[2], p), edge(screen[2], screen[0], p), edge(screen[0], screen[1], p)) / area;
+      if (screen_weights.minCoeff() < 0) continue;
+      // Perspective-correct: 1/z is linear in screen space.
+      const Eigen::Vector3f weighted = screen_weights.cwiseProduct(inverse_depth);
+      const float z = 1 / weighted.sum();
+      const std::size_t i = buffer.index(x, y);
+      if (z >= buffer.depth[i]) continue;
+      buffer.depth[i] = z;
+      buffer.face[i] = face_index;
+      buffer.barycentric[i] = weighted * z;
+    }
+  }
+}
+
+}  // namespace detail
+
+// Rasterizes `mesh` seen by `camera` into a width x height visibility buffer.
+inline VisibilityBuffer rasterize(const MeshView& mesh, const Camera& camera, int width, int height) {
+  VisibilityBuffer buffer(width, height);
+  std::vector<Eigen::Vector2f> screen(mesh.vertices.size());
+  for (std::size_t v = 0; v < mesh.vertices.size(); ++v) {
+    screen[v] = mesh.vertices[v].z() > kNearPlane ? camera.project(mesh.vertices[v]) : Eigen::Vector2f::Zero();
+  }
+  for (std::size_t f = 0; f < mesh.faces.size(); ++f) {
+    const Eigen::Vector3i& face = mesh.faces[f];
+    const float depth[3] = {mesh.vertices[face[0]].z(), mesh.vertices[face[1]].z(), mesh.vertices[face[2]].z()};
+    if (std::min({depth[0], depth[1], depth[2]}) <= kNearPlane) continue;
+    const Eigen::Vector2f corners[3] = {screen[face[0]], screen[face[1]], screen[face[2]]};
+    detail::rasterize_triangle(buffer, static_cast<int>(f), corners, depth);
+  }
+  return buffer;
+}
+
+// Area-weighted vertex normals (unit; orientation follows the face winding).
+inline std::vector<Eigen::Vector3f> vertex_normals(const MeshView& mesh) {
+  std::vector<Eigen::Vector3f> normals(mesh.vertices.size(), Eigen::Vector3f::Zero());
+  for (const Eigen::Vector3i& face : mesh.faces) {
+    const Eigen::Vector3f n =
+        (mesh.vertices[face[1]] - mesh.vertices[face[0]]).cross(mesh.vertices[face[2]] - mesh.vertices[face[0]]);
+    for (int k = 0; k < 3; ++k) normals[face[k]] += n;
+  }
+  for (Eigen::Vector3f& n : normals) n.normalize();
+  return normals;
+}
+
+// Lambert + ambient lighting, light at infinity.
+struct Lighting {
+  Eigen::Vector3f to_light = Eigen::Vector3f(0, 0, -1);  // unit, camera frame, surface -> light
+  float ambient = 0.4f;
+  float diffuse = 0.6f;
+};
+
+// Shades every covered pixel of `buffer` (per-pixel interpolated normal and
+// per-vertex color); returns RGB colors and coverage (0 or 1) per pixel.
+struct ShadedPixels {
+  std::vector<Color> color;   // (H, W)
+  std::vector<float> alpha;   // (H, W)
+};
+
+inline ShadedPixels shade(const VisibilityBuffer& buffer, const MeshView& mesh, std::span<const Color> vertex_colors,
+                          const Lighting& light) {
+  const std::vector<Eigen::Vector3f> normals = vertex_normals(mesh);
+  ShadedPixels out{std::vector<Color>(buffer.face.size()), std::vector<float>(buffer.face.size(), 0.0f)};
+  for (std::size_t i = 0; i < buffer.face.size(); ++i) {
+    if (buffer.face[i] < 0) continue;
+    const Eigen::Vector3i& face = mesh.faces[buffer.face[i]];
+    const Eigen::Vector3f& w = buffer.barycentric[i];
+    Eigen::Vector3f normal = (w[0] * normals[face[0]] + w[1] * normals[face[1]] + w[2] * normals[face[2]]).normalized();
+    const Eigen::Vector3f point = w[0] * mesh.vertices[face[0]] + w[1] * mesh.vertices[face[1]] + w[2] * mesh.vertices[face[2]];
+    if (normal.dot(point) > 0) normal = -normal;  // two-sided: face the camera
+    const float intensity = light.ambient + light.diffuse * std::max(0.0f, normal.dot(light.to_light));
+    Color c;
+    for (int k = 0; k < 3; ++k) {
+      const Color& vc = vertex_colors[face[k]];
+      c.r += w[k] * vc.r, c.g += w[k] * vc.g, c.b += w[k] * vc.b;
+    }
+    out.color[i] = {c.r * intensity, c.g * intensity, c.b * intensity};
+    out.alpha[i] = 1.0f;
+  }
+  return out;
+}
+
+// Renders the mesh over `image` (RGB, modified in place) with `supersample`^2
+// samples per pixel; `opacity` < 1 blends semi-transparently (result overlays).
+inline void render_over(Image& image, const MeshView& mesh, std::span<const Color> vertex_colors, const Camera& camera,
+                        const Lighting& light, int supersample = 2, float opacity = 1.0f) {
+  const int k = std::max(1, supersample);
+  const VisibilityBuffer buffer = rasterize(mesh, camera.scaled(static_cast<float>(k)), image.width * k, image.height * k);
+  const ShadedPixels shaded = shade(buffer, mesh, vertex_colors, light);
+  const float norm = 1.0f / static_cast<float>(k * k);
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      float sum[3] = {0, 0, 0}, coverage = 0;
+      for (int dy = 0; dy < k; ++dy) {
+        for (int dx = 0; dx < k; ++dx) {
+          const std::size_t i = buffer.index(x * k + dx, y * k + dy);
+          sum[0] += shaded.color[i].r, sum[1] += shaded.color[i].g, sum[2] += shaded.color[i].b;
+          coverage += shaded.alpha[i];
+        }
+      }
+      if (coverage == 0) continue;
+      const float alpha = coverage * norm * opacity;
+      std::uint8_t* pixel = image.at(x, y);
+      for (int c = 0; c < 3; ++c) {
+        // sum[c] / coverage is the mean color of the covered samples.
+        const float blended = (1 - alpha) * (pixel[c] / 255.0f) + alpha * sum[c] / coverage;
+        pixel[c] = to_byte(blended);
+      }
+    }
+  }
+}
+
+// The same, one color for the whole mesh (e.g. a predicted mesh over its input image).
+inline void render_overlay(Image& image, const MeshView& mesh, const Camera& camera, Color color, float opacity = 0.6f) {
+  const std::vector<Color> colors(mesh.vertices.size(), color);
+  Lighting light;
+  light.to_light = Eigen::Vector3f(0.3f, -0.5f, -1.0f).normalized();
+  render_over(image, mesh, colors, camera, light, 2, opacity);
+}
+
+// Binary silhouette (1 channel, 255 inside) sampled at pixel centers.
+inline Image silhouette(const MeshView& mesh, const Camera& camera, int width, int height) {
+  const VisibilityBuffer buffer = rasterize(mesh, camera, width, height);
+  Image mask(width, height, 1);
+  for (std::size_t i = 0; i < buffer.face.size(); ++i) mask.pixels[i] = buffer.face[i] >= 0 ? 255 : 0;
+  return mask;
+}
+
+}  // namespace metro::render
