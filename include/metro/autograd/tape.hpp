@@ -1,0 +1,89 @@
+#pragma once
+// The autograd tape (thread-local). Every differentiable op that sees an input
+// requiring grad appends one entry: the output's autograd record plus a closure
+// that turns the output's gradient into gradients of the inputs. backward() runs
+// the entries in reverse order of recording, which is a valid reverse topological
+// order because an op can only consume tensors that already exist.
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace metro::autograd {
+
+struct TapeEntry {
+  std::shared_ptr<void> output;  // the output's autograd record (AutogradMeta)
+  std::function<bool()> run;     // runs the backward if the output received a gradient; returns whether it ran
+};
+
+class Tape {
+ public:
+  void record(TapeEntry entry) {
+    if (entries_.size() >= prune_at_) prune();
+    entries_.push_back(std::move(entry));
+  }
+
+  // Runs every entry whose output has a gradient, newest first, and drops it.
+  // Entries that received no gradient belong to other graphs and stay recorded.
+  void run_backward() {
+    std::vector<TapeEntry> untouched;
+    while (!entries_.empty()) {
+      TapeEntry entry = std::move(entries_.back());
+      entries_.pop_back();
+      if (!entry.run()) untouched.push_back(std::move(entry));
+    }
+    entries_.assign(std::make_move_iterator(untouched.rbegin()), std::make_move_iterator(untouched.rend()));
+    prune();
+  }
+
+  void clear() noexcept { entries_.clear(); }
+  std::size_t size() const noexcept { return entries_.size(); }
+
+ private:
+  // Drops entries whose output nobody can reach any more: when only the tape
+  // holds the output's record, no tensor and no later op can send it a gradient.
+  // Dropping an entry releases its closure's inputs, which may make earlier
+  // entries unreachable; a single newest-to-oldest sweep catches those too.
+  void prune() {
+    for (std::size_t i = entries_.size(); i-- > 0;)
+      if (entries_[i].output.use_count() == 1) entries_[i] = TapeEntry{};  // releases the closure now
+    std::erase_if(entries_, [](const TapeEntry& e) { return e.output == nullptr; });
+    prune_at_ = 2 * entries_.size() + 1024;
+  }
+
+  std::vector<TapeEntry> entries_;
+  std::size_t prune_at_ = 1024;
+};
+
+inline Tape& tape() {
+  thread_local Tape t;
+  return t;
+}
+
+inline bool& grad_mode_flag() {
+  thread_local bool enabled = true;
+  return enabled;
+}
+inline bool grad_enabled() { return grad_mode_flag(); }
+
+}  // namespace metro::autograd
+
+namespace metro {
+
+// Disables recording in its scope (evaluation, optimizer updates, backward itself).
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(autograd::grad_mode_flag()) { autograd::grad_mode_flag() = false; }
+  ~NoGradGuard() { autograd::grad_mode_flag() = previous_; }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Forgets everything recorded on this thread (for a forward whose result will not be differentiated).
+inline void clear_tape() { autograd::tape().clear(); }
+
+}  // namespace metro

@@ -1,0 +1,345 @@
+#pragma once
+// The CPU backend: strided elementwise loops (OpenMP across rows or chunks,
+// vectorizable inner loops), deterministic blocked reductions, row softmax and
+// GEMM through Eigen on the tensors' own buffers. The ops in metro/ops/ call
+// these through Kernels<cpu>; a CUDA backend provides Kernels<cuda>.
+// Keep users' -Werror builds clean: Eigen 3.4 has unused variables in its
+// AVX-512 bf16 code, and g++ 12 reports the deliberately undefined registers of
+// its own AVX-512 intrinsics as uninitialized (GCC bug 105593). Diagnostics are
+// judged at the code's location, so including those headers here silences both.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+#include <Eigen/Core>
+#pragma GCC diagnostic pop
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "metro/core/device.hpp"
+#include "metro/core/shape.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace metro::backend {
+
+template <class Device>
+struct Kernels;
+
+// Work below this many elements runs on the calling thread.
+inline constexpr std::int64_t kParallelGrain = 32768;
+
+// A loop nest over one output and N inputs, all of the same shape, with
+// adjacent dimensions merged wherever every operand allows it.
+template <std::size_t Operands>
+struct LoopPlan {
+  int rank = 0;
+  std::array<std::int64_t, Shape::kMaxRank> sizes{};
+  std::array<std::array<std::int64_t, Shape::kMaxRank>, Operands> strides{};
+  std::int64_t numel() const {
+    std::int64_t n = 1;
+    for (int d = 0; d < rank; ++d) n *= sizes[static_cast<std::size_t>(d)];
+    return n;
+  }
+};
+
+template <std::size_t Operands>
+LoopPlan<Operands> make_loop_plan(const Shape& shape, const std::array<const Strides*, Operands>& strides) {
+  LoopPlan<Operands> plan;
+  for (int d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;  // size-1 dims never move the index
+    const auto sd = static_cast<std::size_t>(d);
+    bool mergeable = plan.rank > 0;
+    for (std::size_t k = 0; k < Operands && mergeable; ++k) {
+      const auto last = static_cast<std::size_t>(plan.rank - 1);
+      mergeable = plan.strides[k][last] == (*strides[k])[sd] * shape[d];
+    }
+    if (mergeable) {
+      const auto last = static_cast<std::size_t>(plan.rank - 1);
+      plan.sizes[last] *= shape[d];
+      for (std::size_t k = 0; k < Operands; ++k) plan.strides[k][last] = (*strides[k])[sd];
+    } else {
+      const auto r = static_cast<std::size_t>(plan.rank++);
+      plan.sizes[r] = shape[d];
+      for (std::size_t k = 0; k < Operands; ++k) plan.strides[k][r] = (*strides[k])[sd];
+    }
+  }
+  if (plan.rank == 0) plan.rank = 1, plan.sizes[0] = 1;  // a scalar: one element
+  return plan;
+}
+
+// Runs body(begin, end) over [0, count) in pieces of at least `grain`, in parallel when worth it.
+template <class Body>
+void parallel_for(std::int64_t count, std::int64_t grain, Body&& body) {
+  const std::int64_t pieces = std::max<std::int64_t>(1, count / std::max<std::int64_t>(grain, 1));
+#if defined(_OPENMP)
+  if (pieces > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t p = 0; p < pieces; ++p) body(p * count / pieces, (p + 1) * count / pieces);
+    return;
+  }
+#endif
+  (void)pieces;
+  body(0, count);
+}
+
+template <>
+struct Kernels<cpu> {
+  // out[i] = f(in_0[i], ..., in_{N-1}[i]) for every index of `shape`; every
+  // operand is a strided view of that shape (broadcast inputs have stride 0).
+  template <class T, class Out, std::size_t N, class F>
+  static void map(const Shape& shape, Out* out, const Strides& out_strides, const std::array<const T*, N>& in,
+                  const std::array<const Strides*, N>& in_strides, F f) {
+    std::array<const Strides*, N + 1> all{&out_strides};
+    for (std::size_t k = 0; k < N; ++k) all[k + 1] = in_strides[k];
+    const LoopPlan<N + 1> plan = make_loop_plan<N + 1>(shape, all);
+    const int inner_dim = plan.rank - 1;
+    const std::int64_t inner = plan.sizes[static_cast<std::size_t>(inner_dim)];
+    const std::int64_t chunk = std::min<std::int64_t>(inner, 16384);
+    const std::int64_t chunks_per_row = (inner + chunk - 1) / chunk;
+    const std::int64_t tiles = plan.numel() / inner * chunks_per_row;
+    parallel_for(tiles, std::max<std::int64_t>(1, kParallelGrain / chunk), [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t tile = first; tile < last; ++tile) {
+        std::array<std::int64_t, N + 1> offset{};
+        std::int64_t row = tile / chunks_per_row;
+        for (int d = inner_dim - 1; d >= 0; --d) {
+          const auto sd = static_cast<std::size_t>(d);
+          const std::int64_t i = row % plan.sizes[sd];
+          row /= plan.sizes[sd];
+          for (std::size_t k = 0; k <= N; ++k) offset[k] += i * plan.strides[k][sd];
+        }
+        const std::int64_t begin = tile % chunks_per_row * chunk, end = std::min(inner, begin + chunk);
+        run_inner<T>(plan, inner_dim, offset, begin, end, out, in, f, std::make_index_sequence<N>{});
+      }
+    });
+  }
+
+  // Sums a contiguous (outer, reduced, inner) block over its middle axis into
+  // (outer, inner). The order of additions depends only on the sizes, never on
+  // the thread count, so results are reproducible.
+  template <class T>
+  static void sum_middle(const T* in, T* out, std::int64_t outer, std::int64_t reduced, std::int64_t inner) {
+    if (inner == 1) return sum_rows(in, out, outer, reduced);
+    const std::int64_t chunk = 1024;
+    const std::int64_t chunks = (inner + chunk - 1) / chunk;
+    parallel_for(outer * chunks, std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(1, reduced * std::min(inner, chunk))),
+                 [&](std::int64_t first, std::int64_t last) {
+                   for (std::int64_t t = first; t < last; ++t) {
+                     const std::int64_t o = t / chunks, begin = t % chunks * chunk, end = std::min(inner, begin + chunk);
+                     T* dst = out + o * inner;
+                     const T* src = in + o * reduced * inner;
+                     for (std::int64_t i = begin; i < end; ++i) dst[i] = T(0);
+                     for (std::int64_t r = 0; r < reduced; ++r) {
+                       const T* row = src + r * inner;
+#pragma omp simd
+                       for (std::int64_t i = begin; i < end; ++i) dst[i] += row[i];
+                     }
+                   }
+                 });
+  }
+
+  // Maximum (or minimum, when `largest` is false) over the middle axis with the index of the first extremum.
+  template <class T>
+  static void extremum_middle(const T* in, T* values, std::int64_t* indices, std::int64_t outer, std::int64_t reduced,
+                              std::int64_t inner, bool largest) {
+    parallel_for(outer * inner, std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(reduced, 1)),
+                 [&](std::int64_t first, std::int64_t last) {
+                   for (std::int64_t t = first; t < last; ++t) {
+                     const std::int64_t o = t / inner, i = t % inner;
+                     const T* src = in + o * reduced * inner + i;
+                     T best = src[0];
+                     std::int64_t best_index = 0;
+                     for (std::int64_t r = 1; r < reduced; ++r) {
+                       const T v = src[r * inner];
+                       if (largest ? v > best : v < best) best = v, best_index = r;
+                     }
+                     values[t] = best;
+                     if (indices) indices[t] = best_index;
+                   }
+                 });
+  }
+
+  // Softmax of each contiguous row of length n (scaled by `scale` first), numerically stable.
+  template <class T>
+  static void softmax_rows(const T* in, T* out, std::int64_t rows, std::int64_t n, T scale, bool log) {
+    parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(n, 1)),
+                 [&](std::int64_t first, std::int64_t last) {
+                   for (std::int64_t r = first; r < last; ++r) {
+                     const T* x = in + r * n;
+                     T* y = out + r * n;
+                     T max = -std::numeric_limits<T>::infinity();
+                     for (std::int64_t i = 0; i < n; ++i) max = std::max(max, scale * x[i]);
+                     T total = 0;
+                     for (std::int64_t i = 0; i < n; ++i) total += (y[i] = std::exp(scale * x[i] - max));
+                     if (log) {
+                       const T log_total = std::log(total) + max;
+                       for (std::int64_t i = 0; i < n; ++i) y[i] = scale * x[i] - log_total;
+                     } else {
+                       const T inv = T(1) / total;
+#pragma omp simd
+                       for (std::int64_t i = 0; i < n; ++i) y[i] *= inv;
+                     }
+                   }
+                 });
+  }
+
+  // Backward of softmax rows: gx = scale * y * (gy - sum(gy * y)); of log-softmax rows: gx = scale * (gy - softmax * sum(gy)).
+  template <class T>
+  static void softmax_rows_backward(const T* y, const T* gy, T* gx, std::int64_t rows, std::int64_t n, T scale, bool log) {
+    parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(n, 1)),
+                 [&](std::int64_t first, std::int64_t last) {
+                   for (std::int64_t r = first; r < last; ++r) {
+                     const T* yr = y + r * n;
+                     const T* g = gy + r * n;
+                     T* out = gx + r * n;
+                     T dot = 0;
+                     for (std::int64_t i = 0; i < n; ++i) dot += log ? g[i] : g[i] * yr[i];
+                     for (std::int64_t i = 0; i < n; ++i)
+                       out[i] = log ? scale * (g[i] - std::exp(yr[i]) * dot) : scale * yr[i] * (g[i] - dot);
+                   }
+                 });
+  }
+
+  // C (m x n, row-major, leading dimension ldc) = op(A) * op(B) (+ C when accumulate).
+  // A matrix view is described by its two strides; Eigen maps it without a copy
+  // when one of them is 1 (row-major or column-major); callers copy otherwise.
+  template <class T>
+  struct MatrixView {
+    const T* data;
+    std::int64_t rows, cols, row_stride, col_stride;
+  };
+
+  template <class T>
+  static void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
+    using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using ColMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+    Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>> out(c, a.rows, b.cols, Eigen::OuterStride<>(ldc));
+    auto with_a = [&](const auto& am) {
+      auto with_b = [&](const auto& bm) {
+        if (accumulate)
+          out.noalias() += am * bm;
+        else
+          out.noalias() = am * bm;
+      };
+      if (b.col_stride == 1)
+        with_b(Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.row_stride)));
+      else
+        with_b(Eigen::Map<const ColMajor, Eigen::Unaligned, Eigen::OuterStride<>>(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.col_stride)));
+    };
+    if (a.col_stride == 1)
+      with_a(Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.row_stride)));
+    else
+      with_a(Eigen::Map<const ColMajor, Eigen::Unaligned, Eigen::OuterStride<>>(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.col_stride)));
+  }
+
+  // Runs gemm for `batch` independent products; small products run one per
+  // thread, large ones one after another with Eigen's own threads.
+  template <class T, class Product>
+  static void batched(std::int64_t batch, std::int64_t flops_each, Product&& product) {
+    const bool parallel_batches = batch > 1 && flops_each < (std::int64_t{1} << 26);
+    if (parallel_batches) {
+      parallel_for(batch, 1, [&](std::int64_t first, std::int64_t last) {
+        for (std::int64_t i = first; i < last; ++i) product(i);
+      });
+    } else {
+      for (std::int64_t i = 0; i < batch; ++i) product(i);
+    }
+  }
+
+  // Along `dim` of contiguous tensors viewed as (outer, size, inner):
+  // gather:      out[o, j, i] = src[o, index[o, j, i], i]           (index has out's shape)
+  // scatter_add: dst[o, index[o, j, i], i] += src[o, j, i]          (index has src's shape)
+  // Indices are validated by the caller. scatter_add runs serially (duplicate indices).
+  template <class T>
+  static void gather(const T* src, const std::int64_t* index, T* out, std::int64_t outer, std::int64_t src_size,
+                     std::int64_t index_size, std::int64_t inner) {
+    parallel_for(outer * index_size * inner, kParallelGrain, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t t = first; t < last; ++t) {
+        const std::int64_t o = t / (index_size * inner), i = t % inner;
+        out[t] = src[(o * src_size + index[t]) * inner + i];
+      }
+    });
+  }
+  template <class T>
+  static void scatter_add(T* dst, const std::int64_t* index, const T* src, std::int64_t outer, std::int64_t dst_size,
+                          std::int64_t index_size, std::int64_t inner) {
+    for (std::int64_t t = 0; t < outer * index_size * inner; ++t) {
+      const std::int64_t o = t / (index_size * inner), i = t % inner;
+      dst[(o * dst_size + index[t]) * inner + i] += src[t];
+    }
+  }
+
+ private:
+  template <class T>
+  static void sum_rows(const T* in, T* out, std::int64_t rows, std::int64_t n) {
+    // Fixed-size blocks summed separately, then combined in order: the same
+    // rounding whatever the number of threads.
+    constexpr std::int64_t block = 4096;
+    const std::int64_t blocks = (n + block - 1) / block;
+    if (rows >= blocks) {
+      parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(n, 1)),
+                   [&](std::int64_t first, std::int64_t last) {
+                     for (std::int64_t r = first; r < last; ++r) out[r] = sum_blocks(in + r * n, n, block);
+                   });
+      return;
+    }
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const T* row = in + r * n;
+      std::vector<T> partial(static_cast<std::size_t>(blocks));
+      parallel_for(blocks, std::max<std::int64_t>(1, kParallelGrain / block), [&](std::int64_t first, std::int64_t last) {
+        for (std::int64_t b = first; b < last; ++b)
+          partial[static_cast<std::size_t>(b)] = sum_span(row + b * block, std::min(block, n - b * block));
+      });
+      T total = 0;
+      for (T p : partial) total += p;
+      out[r] = total;
+    }
+  }
+
+  template <class T>
+  static T sum_blocks(const T* x, std::int64_t n, std::int64_t block) {
+    T total = 0;
+    for (std::int64_t b = 0; b < n; b += block) total += sum_span(x + b, std::min(block, n - b));
+    return total;
+  }
+
+  template <class T>
+  static T sum_span(const T* x, std::int64_t n) {
+    T total = 0;
+#pragma omp simd reduction(+ : total)
+    for (std::int64_t i = 0; i < n; ++i) total += x[i];
+    return total;
+  }
+
+  template <class T, class Out, std::size_t N, class F, std::size_t... K>
+  static void run_inner(const LoopPlan<N + 1>& plan, int inner_dim, const std::array<std::int64_t, N + 1>& offset,
+                        std::int64_t begin, std::int64_t end, Out* out, const std::array<const T*, N>& in, F& f,
+                        std::index_sequence<K...>) {
+    const auto sd = static_cast<std::size_t>(inner_dim);
+    Out* o = out + offset[0];
+    const std::array<const T*, N> p{(in[K] + offset[K + 1])...};
+    bool unit = plan.strides[0][sd] == 1;
+    for (std::size_t k = 1; k <= N; ++k) unit = unit && plan.strides[k][sd] == 1;
+    if (unit) {
+#pragma omp simd
+      for (std::int64_t i = begin; i < end; ++i) o[i] = f(p[K][i]...);
+    } else {
+      const std::int64_t so = plan.strides[0][sd];
+      [[maybe_unused]] const std::array<std::int64_t, N> s{plan.strides[K + 1][sd]...};
+      for (std::int64_t i = begin; i < end; ++i) o[i * so] = f(p[K][i * s[K]]...);
+    }
+  }
+};
+
+}  // namespace metro::backend

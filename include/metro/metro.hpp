@@ -1,0 +1,3 @@
+#pragma once
+// Umbrella header: everything in the library.
+#include "metro/tensor.hpp"

@@ -1,0 +1,108 @@
+#pragma once
+// What every op needs: creation of outputs, broadcasting geometry, and the two
+// autograd hooks, record() (called by an op's forward) and accumulate_grad()
+// (called by an op's backward).
+#include <memory>
+#include <utility>
+
+#include "metro/autograd/tape.hpp"
+#include "metro/backend/cpu.hpp"
+#include "metro/core/tensor.hpp"
+
+namespace metro {
+
+template <class T, class D = cpu>
+Tensor<T, D> empty(const Shape& shape) {
+  return Tensor<T, D>::empty(shape);
+}
+
+template <class T, class D = cpu>
+Tensor<T, D> full(const Shape& shape, T value) {
+  Tensor<T, D> t = Tensor<T, D>::empty(shape);
+  backend::Kernels<D>::template map<T, T, 0>(shape, t.data(), t.strides(), {}, {}, [value]() { return value; });
+  return t;
+}
+
+template <class T, class D = cpu>
+Tensor<T, D> zeros(const Shape& shape) {
+  return full<T, D>(shape, T(0));
+}
+
+template <class T, class D = cpu>
+Tensor<T, D> ones(const Shape& shape) {
+  return full<T, D>(shape, T(1));
+}
+
+template <class T, class D>
+Tensor<T, D> zeros_like(const Tensor<T, D>& t) {
+  return zeros<T, D>(t.shape());
+}
+
+template <class T, class D>
+Tensor<T, D> ones_like(const Tensor<T, D>& t) {
+  return ones<T, D>(t.shape());
+}
+
+// Strides that read `t` as if it had been expanded to `shape` (0 on broadcast dims).
+template <class T, class D>
+Strides broadcast_strides(const Tensor<T, D>& t, const Shape& shape) {
+  Strides s{};
+  const int lead = shape.size() - t.dim();
+  for (int i = 0; i < t.dim(); ++i)
+    s[static_cast<std::size_t>(i + lead)] = t.shape()[i] == 1 ? 0 : t.strides()[static_cast<std::size_t>(i)];
+  return s;
+}
+
+namespace autograd {
+
+template <class... Ts>
+bool needs_grad(const Ts&... inputs) {
+  return grad_enabled() && (inputs.requires_grad() || ...);
+}
+
+// Marks `out` as produced by an op and appends its backward to the tape.
+// `backward(grad_out)` must call accumulate_grad for each input; it runs with
+// recording off. Closures capture inputs as tensors (to reach their gradients)
+// and outputs only through detach() (an output must not keep itself alive).
+template <class T, class D, class Backward>
+void record(Tensor<T, D>& out, Backward backward) {
+  auto meta = std::make_shared<detail::AutogradMeta<T, D>>();
+  meta->is_leaf = false;
+  out.impl().autograd = meta;
+  detail::AutogradMeta<T, D>* m = meta.get();  // owned by the entry for as long as the closure lives
+  tape().record({std::move(meta), [m, backward = std::move(backward)]() mutable {
+                   if (!m->grad.defined()) return false;
+                   Tensor<T, D> grad = m->grad;
+                   if (!m->retain_grad) m->grad = Tensor<T, D>();
+                   backward(grad);
+                   return true;
+                 }});
+}
+
+}  // namespace autograd
+
+template <class T, class D>
+Tensor<T, D> sum_to(const Tensor<T, D>& t, const Shape& shape);
+template <class T, class D>
+Tensor<T, D> add(const Tensor<T, D>& a, const Tensor<T, D>& b);
+template <class T, class D>
+void add_(Tensor<T, D>& dst, const Tensor<T, D>& src);
+
+namespace autograd {
+
+// Adds `grad` (of the op's output shape, possibly broadcast) into input's gradient.
+template <class T, class D>
+void accumulate_grad(const Tensor<T, D>& input, Tensor<T, D> grad) {
+  if (!input.requires_grad()) return;
+  if (!(grad.shape() == input.shape())) grad = sum_to(grad, input.shape());
+  auto& current = input.meta("accumulate_grad").grad;
+  if (!current.defined())
+    current = grad.is_contiguous() ? std::move(grad) : grad.contiguous();
+  else if (current.uniquely_owned())
+    add_(current, grad);
+  else
+    current = add(current, grad);
+}
+
+}  // namespace autograd
+}  // namespace metro
