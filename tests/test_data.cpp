@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -9,7 +10,10 @@
 #include <vector>
 
 #include "metro/data/annotations.hpp"
+#include "metro/data/augment.hpp"
+#include "metro/data/dataset.hpp"
 #include "metro/data/image_io.hpp"
+#include "metro/data/loader.hpp"
 #include "metro/render/background.hpp"
 #include "metro/render/camera.hpp"
 #include "metro/render/image.hpp"
@@ -175,4 +179,199 @@ TEST_CASE("image io: the bad-input corpus gives typed errors") {
     CHECK(std::string(e.what()).find("too large") != std::string::npos);
     CHECK(e.path() == bad + "image_huge.png");
   }
+}
+
+TEST_CASE("annotations: the bad-input corpus gives typed errors, the good file reads back") {
+  const std::string bad = std::string(METRO_TEST_DATA_DIR) + "/bad/";
+  const std::vector<data::SampleAnnotation> good = data::read_annotations(bad + "dataset_good.bin");
+  REQUIRE(good.size() == 2);
+  CHECK(good[1].image_name == "b.png");
+  CHECK(good[0].joints_2d[3 * 13] == 23.0f);
+  CHECK(good[0].joints_3d[4 * 5] == doctest::Approx(0.5f));
+  CHECK(good[0].vertices.size() == 12);
+  CHECK(good[0].intrinsics[0] == 250.0f);
+  CHECK(good[0].has_mesh);
+  for (const char* name : {"dataset_truncated.bin", "dataset_wrong_count.bin", "dataset_nan.bin", "dataset_bad_magic.bin",
+                           "dataset_bad_version.bin", "dataset_huge_counts.bin", "dataset_unsafe_name.bin",
+                           "dataset_empty.bin"}) {
+    CAPTURE(name);
+    CHECK_THROWS_AS(data::read_annotations(bad + name), FormatError);
+  }
+  CHECK_THROWS_AS(data::read_annotations(bad + "no_such_file.bin"), IOError);
+}
+
+namespace {
+
+constexpr int kTinyJoints = 14, kTinyVertices = 4, kTinySize = 32;
+
+// The flip partner of joint j in the 14-joint order (left/right swapped).
+std::vector<int> tiny_joint_symmetry() { return {5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13}; }
+std::vector<int> tiny_vertex_symmetry() { return {1, 0, 3, 2}; }
+
+data::SampleAnnotation tiny_annotation(int index, Generator& rng) {
+  data::SampleAnnotation a;
+  char name[32];
+  std::snprintf(name, sizeof name, "s%d.png", index);  // ("s" + to_string trips a GCC 12 -Wrestrict false positive)
+  a.image_name = name;
+  a.center = {kTinySize / 2.0f, kTinySize / 2.0f};
+  a.scale = kTinySize / 200.0f;
+  for (int j = 0; j < kTinyJoints; ++j) {
+    a.joints_2d.insert(a.joints_2d.end(), {rng.uniform(4.0f, 28.0f), rng.uniform(4.0f, 28.0f), 1.0f});
+    a.joints_3d.insert(a.joints_3d.end(), {rng.uniform(-0.5f, 0.5f), rng.uniform(-0.9f, 0.9f), rng.uniform(4.0f, 5.0f), 1.0f});
+  }
+  for (int v = 0; v < kTinyVertices; ++v) {
+    a.vertices.insert(a.vertices.end(), {rng.uniform(-0.5f, 0.5f), rng.uniform(-0.9f, 0.9f), rng.uniform(4.0f, 5.0f)});
+  }
+  a.intrinsics = {100, 100, 16, 16};
+  a.shape.assign(3, 0.5f);
+  a.has_2d = a.has_3d = a.has_mesh = true;
+  return a;
+}
+
+// A dataset directory of `count` random-background images with random labels.
+void write_tiny_dataset(const ScratchDir& dir, int count) {
+  fs::create_directories(dir.path / "images");
+  Generator rng(7);
+  std::vector<data::SampleAnnotation> samples;
+  for (int i = 0; i < count; ++i) {
+    samples.push_back(tiny_annotation(i, rng));
+    data::write_png(dir.file("images/" + samples.back().image_name), render::random_background(rng, kTinySize, kTinySize));
+  }
+  data::AnnotationHeader header;
+  header.num_joints = kTinyJoints, header.num_vertices = kTinyVertices, header.num_shape_params = 3;
+  data::write_annotations(dir.file("annotations.bin"), header, samples);
+}
+
+data::LoaderOptions tiny_options(int workers, bool flip) {
+  data::LoaderOptions options;
+  options.batch_size = 4, options.image_size = 24, options.num_workers = workers, options.seed = 3;
+  options.joint_symmetry = tiny_joint_symmetry(), options.vertex_symmetry = tiny_vertex_symmetry();
+  options.augment.flip_probability = flip ? 1.0f : 0.0f;
+  return options;
+}
+
+std::vector<data::Batch> whole_epoch(data::DataLoader& loader, std::uint64_t epoch) {
+  loader.start_epoch(epoch);
+  std::vector<data::Batch> batches;
+  while (auto batch = loader.next()) batches.push_back(std::move(*batch));
+  return batches;
+}
+
+}  // namespace
+
+TEST_CASE("annotations: round trip and truncation at every record boundary") {
+  ScratchDir dir("annotations");
+  write_tiny_dataset(dir, 3);
+  const std::vector<data::SampleAnnotation> back = data::read_annotations(dir.file("annotations.bin"));
+  Generator rng(7);
+  const data::SampleAnnotation first = tiny_annotation(0, rng);
+  REQUIRE(back.size() == 3);
+  CHECK(back[0].joints_2d == first.joints_2d);
+  CHECK(back[0].vertices == first.vertices);
+  CHECK(back[0].shape == first.shape);
+  const std::vector<std::uint8_t> bytes = data::read_file_bytes(dir.file("annotations.bin"));
+  for (std::size_t cut : {std::size_t{0}, std::size_t{5}, data::kHeaderBytes, bytes.size() / 2, bytes.size() - 1}) {
+    CAPTURE(cut);
+    data::write_file_bytes(dir.file("cut.bin"), std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + cut));
+    CHECK_THROWS_AS(data::read_annotations(dir.file("cut.bin")), FormatError);
+  }
+}
+
+TEST_CASE("augment: flipping twice is the identity; a flip mirrors and swaps") {
+  Generator rng(11);
+  data::SampleAnnotation labels = tiny_annotation(0, rng);
+  data::AugmentParams flip;
+  flip.flip = true;
+  const data::CropTransform crop(labels, flip, kTinySize);  // output = stored size: a pure mirror
+  std::vector<float> once(labels.joints_2d.size()), twice(labels.joints_2d.size());
+  const std::vector<int> symmetry = tiny_joint_symmetry();
+  // In pixels (undo the [-1, 1] normalization to apply the flip again).
+  data::transform_joints_2d(labels.joints_2d, crop, symmetry, once);
+  for (int j = 0; j < kTinyJoints; ++j) {
+    const int partner = symmetry[j];
+    CHECK(once[3 * j] == doctest::Approx(-(2 * labels.joints_2d[3 * partner] / kTinySize - 1)));
+    CHECK(once[3 * j + 1] == doctest::Approx(2 * labels.joints_2d[3 * partner + 1] / kTinySize - 1));
+  }
+  std::vector<float> once_pixels = once;
+  for (std::size_t i = 0; i < once.size(); i += 3) {
+    once_pixels[i] = (once[i] + 1) * kTinySize / 2, once_pixels[i + 1] = (once[i + 1] + 1) * kTinySize / 2;
+  }
+  data::transform_joints_2d(once_pixels, crop, symmetry, twice);
+  for (std::size_t i = 0; i < twice.size(); i += 3) {
+    CHECK((twice[i] + 1) * kTinySize / 2 == doctest::Approx(labels.joints_2d[i]));
+    CHECK((twice[i + 1] + 1) * kTinySize / 2 == doctest::Approx(labels.joints_2d[i + 1]));
+  }
+  std::vector<float> vertices_once(labels.vertices.size()), vertices_twice(labels.vertices.size());
+  const Eigen::Vector3f zero = Eigen::Vector3f::Zero();
+  data::transform_points_3d(labels.vertices, 3, zero, crop, tiny_vertex_symmetry(), vertices_once);
+  CHECK(vertices_once[0] == -labels.vertices[3]);
+  CHECK(vertices_once[2] == labels.vertices[5]);
+  data::transform_points_3d(vertices_once, 3, zero, crop, tiny_vertex_symmetry(), vertices_twice);
+  CHECK(vertices_twice == labels.vertices);
+}
+
+TEST_CASE("loader: shapes, pelvis-relative labels, normalization, flips, determinism") {
+  ScratchDir dir("loader");
+  write_tiny_dataset(dir, 10);
+  const data::Dataset dataset(dir.path.string());
+  data::LoaderOptions plain_options = tiny_options(2, false);
+  plain_options.shuffle = false, plain_options.augment.enabled = false;
+  data::DataLoader plain(dataset, plain_options);
+  CHECK(plain.batches_per_epoch() == 2);  // 10 samples, batches of 4, drop_last
+  const std::vector<data::Batch> batches = whole_epoch(plain, 0);
+  REQUIRE(batches.size() == 2);
+  const data::Batch& b = batches[0];
+  CHECK(b.images.size() == 4u * 3 * 24 * 24);
+  CHECK(b.joints_2d.size() == 4u * 14 * 3);
+  CHECK(b.joints_3d.size() == 4u * 14 * 4);
+  CHECK(b.vertices.size() == 4u * 4 * 3);
+  CHECK(b.has_mesh == std::vector<float>(4, 1.0f));
+  CHECK(b.indices == std::vector<std::size_t>{0, 1, 2, 3});
+  // Mid-hip at the origin; joints_2d normalized like the official code.
+  CHECK(b.joints_3d[4 * 2] + b.joints_3d[4 * 3] == doctest::Approx(0).epsilon(1e-6));
+  const data::SampleAnnotation first = dataset.annotation(0);
+  CHECK(b.joints_2d[0] == doctest::Approx(2 * first.joints_2d[0] / kTinySize - 1));
+  // ImageNet normalization of a pixel center that maps exactly onto a stored pixel center
+  // (24/32 scaling: output pixel 1 center 1.5 -> source 2.0, between pixels 1 and 2).
+  const render::Image stored = data::read_image(dataset.image_path(first));
+  const float source_value = (stored.at(1, 1)[0] + stored.at(2, 1)[0] + stored.at(1, 2)[0] + stored.at(2, 2)[0]) / 4.0f;
+  CHECK(b.images[1 * 24 + 1] == doctest::Approx((source_value / 255 - data::kImageNetMean[0]) / data::kImageNetStd[0]).epsilon(1e-4));
+
+  // With flips: images mirrored, 2D joints mirrored and swapped (no other augmentation).
+  data::LoaderOptions flip_options = plain_options;
+  flip_options.augment = {};
+  flip_options.augment.flip_probability = 1, flip_options.augment.rotation_zero_probability = 1;
+  flip_options.augment.scale_std = 0, flip_options.augment.color_scale_min = flip_options.augment.color_scale_max = 1;
+  data::DataLoader flipped_loader(dataset, flip_options);
+  const data::Batch flipped = whole_epoch(flipped_loader, 0)[0];
+  for (int x = 0; x < 24; ++x) CHECK(flipped.images[5 * 24 + x] == b.images[5 * 24 + 23 - x]);
+  for (int j = 0; j < kTinyJoints; ++j) {
+    const int partner = tiny_joint_symmetry()[j];
+    CHECK(flipped.joints_2d[3 * j] == doctest::Approx(-b.joints_2d[3 * partner]));
+    CHECK(flipped.joints_3d[4 * j] == doctest::Approx(-b.joints_3d[4 * partner]));
+    CHECK(flipped.joints_3d[4 * j + 1] == doctest::Approx(b.joints_3d[4 * partner + 1]));
+  }
+
+  // Full augmentation: identical batches with 1 and 3 workers; epochs differ.
+  data::DataLoader one(dataset, tiny_options(1, true)), three(dataset, tiny_options(3, true));
+  const std::vector<data::Batch> a = whole_epoch(one, 5), c = whole_epoch(three, 5);
+  REQUIRE(a.size() == c.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].images == c[i].images);
+    CHECK(a[i].joints_3d == c[i].joints_3d);
+    CHECK(a[i].indices == c[i].indices);
+  }
+  CHECK(whole_epoch(one, 6)[0].images != a[0].images);
+}
+
+TEST_CASE("loader: a missing image surfaces as FormatError/IOError in the caller") {
+  ScratchDir dir("loader_bad");
+  write_tiny_dataset(dir, 4);
+  fs::remove(dir.path / "images" / "s2.png");
+  const data::Dataset dataset(dir.path.string());
+  data::DataLoader loader(dataset, tiny_options(2, false));
+  loader.start_epoch(0);
+  CHECK_THROWS_AS(loader.next(), IOError);
+  CHECK_THROWS_AS(data::DataLoader(dataset, [] { auto o = tiny_options(1, true); o.vertex_symmetry.clear(); return o; }()),
+                  ValueError);
 }

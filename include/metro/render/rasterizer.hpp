@@ -149,20 +149,17 @@ inline ShadedPixels shade(const VisibilityBuffer& buffer, const MeshView& mesh, 
   return out;
 }
 
-// Renders the mesh over `image` (RGB, modified in place) with `supersample`^2
-// samples per pixel; `opacity` < 1 blends semi-transparently (result overlays).
-inline void render_over(Image& image, const MeshView& mesh, std::span<const Color> vertex_colors, const Camera& camera,
-                        const Lighting& light, int supersample = 2, float opacity = 1.0f) {
-  const int k = std::max(1, supersample);
-  const VisibilityBuffer buffer = rasterize(mesh, camera.scaled(static_cast<float>(k)), image.width * k, image.height * k);
-  const ShadedPixels shaded = shade(buffer, mesh, vertex_colors, light);
+// Resolves a `factor`-times supersampled shading onto `image` (RGB, in place):
+// each pixel blends the mean color of its covered samples by coverage * opacity.
+inline void composite(Image& image, const ShadedPixels& shaded, int factor, float opacity = 1.0f) {
+  const int k = factor, wide = image.width * factor;
   const float norm = 1.0f / static_cast<float>(k * k);
   for (int y = 0; y < image.height; ++y) {
     for (int x = 0; x < image.width; ++x) {
       float sum[3] = {0, 0, 0}, coverage = 0;
       for (int dy = 0; dy < k; ++dy) {
         for (int dx = 0; dx < k; ++dx) {
-          const std::size_t i = buffer.index(x * k + dx, y * k + dy);
+          const std::size_t i = static_cast<std::size_t>(y * k + dy) * wide + (x * k + dx);
           sum[0] += shaded.color[i].r, sum[1] += shaded.color[i].g, sum[2] += shaded.color[i].b;
           coverage += shaded.alpha[i];
         }
@@ -170,13 +167,20 @@ inline void render_over(Image& image, const MeshView& mesh, std::span<const Colo
       if (coverage == 0) continue;
       const float alpha = coverage * norm * opacity;
       std::uint8_t* pixel = image.at(x, y);
-      for (int c = 0; c < 3; ++c) {
-        // sum[c] / coverage is the mean color of the covered samples.
-        const float blended = (1 - alpha) * (pixel[c] / 255.0f) + alpha * sum[c] / coverage;
-        pixel[c] = to_byte(blended);
-      }
+      for (int c = 0; c < 3; ++c) pixel[c] = to_byte((1 - alpha) * (pixel[c] / 255.0f) + alpha * sum[c] / coverage);
     }
   }
+}
+
+// Renders the mesh over `image` (RGB, in place) with `supersample`^2 samples
+// per pixel; `opacity` < 1 blends semi-transparently (result overlays).
+// Returns the supersampled visibility buffer.
+inline VisibilityBuffer render_over(Image& image, const MeshView& mesh, std::span<const Color> vertex_colors,
+                                    const Camera& camera, const Lighting& light, int supersample = 2, float opacity = 1.0f) {
+  const int k = std::max(1, supersample);
+  VisibilityBuffer buffer = rasterize(mesh, camera.scaled(static_cast<float>(k)), image.width * k, image.height * k);
+  composite(image, shade(buffer, mesh, vertex_colors, light), k, opacity);
+  return buffer;
 }
 
 // The same, one color for the whole mesh (e.g. a predicted mesh over its input image).
