@@ -109,6 +109,10 @@ TEST_CASE("json: doubles round-trip through dump") {
   const json::Value back = json::parse(v.dump(), "t");
   for (std::size_t i = 0; i < 4; ++i) CHECK(back.at(i).as_double() == v.at(i).as_double());
   CHECK_THROWS_AS(json::Value(std::nan("")).dump(), metro::ValueError);
+  // A negative zero keeps its sign and stays a double ("-0" would read back as the integer 0).
+  CHECK(json::Value(-0.0).dump() == "-0.0");
+  CHECK(std::signbit(json::parse("-0.0", "t").as_double()));
+  CHECK(json::parse("-0", "t").as_int64() == 0);
 }
 
 TEST_CASE("json: malformed input names the reason and the offset") {

@@ -169,7 +169,8 @@ inline void append_number(std::string& out, const Number& n) {
     return;
   }
   if (!std::isfinite(n.value)) throw ValueError("JSON: cannot write a non-finite number");
-  out += Value::format_double(n.value);
+  // "-0" would read back as the integer 0; keep the sign of a negative zero.
+  out += n.value == 0 && std::signbit(n.value) ? "-0.0" : Value::format_double(n.value);
 }
 
 }  // namespace detail
