@@ -1,0 +1,140 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "metro/nn/nn.hpp"
+
+using namespace metro;
+using namespace metro::nn;
+
+namespace {
+
+io::SafeTensorsFile fixture(const std::string& name) {
+  return io::load_safetensors(METRO_TEST_DATA_DIR "/fixtures/" + name + ".safetensors");
+}
+
+TensorD fixture_tensor(const io::SafeTensorsFile& file, const std::string& key) {
+  const auto it = file.tensors.find(key);
+  REQUIRE_MESSAGE(it != file.tensors.end(), "fixture has no " << key);
+  return tensor_from_record<double>(it->second, key);
+}
+
+// ||a - b|| / max(||b||, 1e-2), norm-wise, in double. The floor is for gradients
+// that are zero in exact math (the key bias: softmax ignores a per-row shift),
+// where fp32 rounding leaves ~1e-7 and a pure ratio would be meaningless.
+double relative_error(const TensorF& actual, const TensorD& expected) {
+  REQUIRE_MESSAGE(actual.shape() == expected.shape(), actual.shape().str() << " vs " << expected.shape().str());
+  const auto a = actual.to_vector();
+  const auto b = expected.to_vector();
+  double diff = 0, norm = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff += (a[i] - b[i]) * (a[i] - b[i]), norm += b[i] * b[i];
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-2);
+}
+
+// Loads the fixture's parameters into `module`, runs `forward` on input.x in fp32,
+// feeds loss_weight.y as dL/dy and compares y, dL/dx, every dL/dparam and the
+// BatchNorm buffers after the forward. Returns the largest relative error.
+double check_parity(const std::string& name, Module<float>& module, const std::function<TensorF(const TensorF&)>& forward,
+                    double tolerance = 1e-4) {
+  const io::SafeTensorsFile file = fixture(name);
+  module.load_state_dict(tensors_with_prefix<float>(file, "param."));
+  const TensorF x = tensor_from_record<float>(file.tensors.at("input.x"), "input.x").requires_grad_();
+  const TensorF y = forward(x);
+  double worst = 0;
+  const auto compare = [&](const std::string& what, const TensorF& actual, const std::string& key) {
+    const double error = relative_error(actual, fixture_tensor(file, key));
+    CHECK_MESSAGE(error < tolerance, name << " " << what << ": relative error " << error);
+    worst = std::max(worst, error);
+  };
+  compare("output", y, "output.y");
+  sum(y * tensor_from_record<float>(file.tensors.at("loss_weight.y"), "loss_weight.y")).backward();
+  compare("input grad", x.grad(), "grad.input.x");
+  int checked = 0;
+  for (const auto& [param, t] : module.named_parameters()) {
+    REQUIRE_MESSAGE(t.grad().defined(), name << ": no gradient for " << param);
+    compare("grad of " + param, t.grad(), "grad.param." + param), ++checked;
+  }
+  const auto state = module.state_dict();
+  for (const auto& [key, record] : file.tensors)
+    if (key.starts_with("buffer_after.")) compare(key, state.at(key.substr(13)), key), ++checked;
+  for (const auto& [key, record] : file.tensors)
+    if (key.starts_with("grad.param.")) --checked;
+  CHECK_MESSAGE(checked >= 0, name << ": the module lacks some fixture parameters");
+  MESSAGE(name << ": max relative error " << worst);
+  return worst;
+}
+
+AttentionConfig small_attention() { return {.hidden_size = 16, .num_heads = 4, .attention_dropout = 0, .hidden_dropout = 0}; }
+
+}  // namespace
+
+TEST_CASE("Module: hierarchical names, state_dict, strict loading") {
+  Generator gen(1);
+  TransformerLayer<float> layer({.attention = small_attention(), .intermediate_size = 24}, gen);
+  const auto names = layer.named_parameters();
+  REQUIRE(names.size() == 16);
+  CHECK(names[0].first == "attention.self.query.weight");
+  CHECK(names[9].first == "attention.output.LayerNorm.bias");
+  CHECK(names[15].first == "output.LayerNorm.bias");
+  CHECK(count_parameters(layer) == 4 * (16 * 16 + 16) + 2 * 32 + (24 * 16 + 24) + (16 * 24 + 16));
+
+  auto state = layer.state_dict();
+  state.erase("output.dense.bias");
+  state["extra.weight"] = zeros<float>({2});
+  state["attention.self.key.weight"] = zeros<float>({3, 16});
+  try {
+    layer.load_state_dict(state);
+    FAIL("strict load_state_dict accepted a bad state");
+  } catch (const ShapeError& e) {
+    const std::string message = e.what();
+    CHECK(message.find("missing keys: output.dense.bias") != std::string::npos);
+    CHECK(message.find("unexpected keys: extra.weight") != std::string::npos);
+    CHECK(message.find("attention.self.key.weight (3, 16) (expected (16, 16))") != std::string::npos);
+  }
+
+  // Loading copies in place: a handle taken before sees the new values.
+  TransformerLayer<float> other({.attention = small_attention(), .intermediate_size = 24}, gen);
+  const TensorF handle = other.named_parameters()[0].second;
+  other.load_state_dict(layer.state_dict());
+  CHECK(handle.to_vector() == layer.named_parameters()[0].second.to_vector());
+
+  layer.eval();
+  CHECK_FALSE(layer.is_training());
+  CHECK_FALSE(layer.self_attention().is_training());
+}
+
+TEST_CASE("parity: linear") {
+  Linear<float> layer({.in_features = 7, .out_features = 5});
+  check_parity("linear", layer, [&](const TensorF& x) { return layer(x); });
+}
+
+TEST_CASE("parity: layernorm") {
+  LayerNorm<float> layer({.normalized_shape = 11, .eps = 1e-12});
+  check_parity("layernorm", layer, [&](const TensorF& x) { return layer(x); });
+}
+
+TEST_CASE("parity: gelu and softmax") {
+  GELU<float> gelu_layer;
+  check_parity("gelu", gelu_layer, [&](const TensorF& x) { return gelu_layer(x); });
+  Softmax<float> softmax_layer(-1);
+  check_parity("softmax", softmax_layer, [&](const TensorF& x) { return softmax_layer(x); });
+}
+
+TEST_CASE("parity: attention (BertAttention) and its probabilities") {
+  Attention<float> attention(small_attention());
+  attention.eval();
+  attention.self_attention().keep_attention(true);
+  check_parity("attention", attention, [&](const TensorF& x) { return attention(x); });
+  const auto file = fixture("attention");
+  CHECK(relative_error(attention.self_attention().last_attention(), fixture_tensor(file, "output.probs")) < 1e-5);
+}
+
+TEST_CASE("parity: bert_layer") {
+  TransformerLayer<float> layer({.attention = small_attention(), .intermediate_size = 24});
+  layer.eval();
+  check_parity("bert_layer", layer, [&](const TensorF& x) { return layer(x); });
+  CHECK(relative_error(layer.last_attention_output(), fixture_tensor(fixture("bert_layer"), "output.attention")) < 1e-5);
+}
