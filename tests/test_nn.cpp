@@ -22,6 +22,11 @@ TensorD fixture_tensor(const io::SafeTensorsFile& file, const std::string& key) 
   return tensor_from_record<double>(it->second, key);
 }
 
+TensorD as_double(const TensorF& t) {
+  const auto values = t.to_vector();
+  return from_vector<double>(std::vector<double>(values.begin(), values.end()), t.shape());
+}
+
 // ||a - b|| / max(||b||, 1e-2), norm-wise, in double. The floor is for gradients
 // that are zero in exact math (the key bias: softmax ignores a per-row shift),
 // where fp32 rounding leaves ~1e-7 and a pure ratio would be meaningless.
@@ -137,4 +142,67 @@ TEST_CASE("parity: bert_layer") {
   layer.eval();
   check_parity("bert_layer", layer, [&](const TensorF& x) { return layer(x); });
   CHECK(relative_error(layer.last_attention_output(), fixture_tensor(fixture("bert_layer"), "output.attention")) < 1e-5);
+}
+
+TEST_CASE("parity: conv2d") {
+  struct Case {
+    const char* name;
+    Conv2dConfig config;
+  };
+  for (const Case& c : {Case{"conv2d_basic", {3, 4, 3, 1, 1, 1, 1, true}}, Case{"conv2d_strided", {4, 6, 3, 2, 1, 1, 1, false}},
+                        Case{"conv2d_dilated_groups", {4, 6, 3, 1, 2, 2, 2, true}}, Case{"conv2d_1x1", {8, 5, 1, 2, 0, 1, 1, false}},
+                        Case{"conv2d_7x7", {3, 4, 7, 2, 3, 1, 1, false}}}) {
+    Conv2d<float> conv(c.config);
+    check_parity(c.name, conv, [&](const TensorF& x) { return conv(x); });
+  }
+}
+
+TEST_CASE("parity: batchnorm2d train and eval") {
+  BatchNorm2d<float> train_bn({.num_features = 5});
+  check_parity("batchnorm2d_train", train_bn, [&](const TensorF& x) { return train_bn(x); });
+  BatchNorm2d<float> eval_bn({.num_features = 5});
+  eval_bn.eval();
+  check_parity("batchnorm2d_eval", eval_bn, [&](const TensorF& x) { return eval_bn(x); });
+  // Eval mode leaves the running stats as loaded.
+  const auto file = fixture("batchnorm2d_eval");
+  CHECK(relative_error(eval_bn.state_dict().at("running_var"), fixture_tensor(file, "param.running_var")) == 0);
+}
+
+TEST_CASE("parity: pools") {
+  MaxPool2d<float> max_pool(3, 2, 1);
+  check_parity("maxpool2d", max_pool, [&](const TensorF& x) { return max_pool(x); });
+  AdaptiveAvgPool2d<float> avg_pool(1);
+  check_parity("adaptive_avgpool2d", avg_pool, [&](const TensorF& x) { return avg_pool(x); });
+}
+
+TEST_CASE("parity: ResNet basic block and bottleneck, train and eval") {
+  for (const char* mode : {"_train", "_eval"}) {
+    ResidualBlock<float> basic(BlockType::basic, 8, 16, 2);
+    basic.train(std::string(mode) == "_train");
+    check_parity(std::string("basic_block") + mode, basic, [&](const TensorF& x) { return basic(x); });
+    ResidualBlock<float> bottleneck(BlockType::bottleneck, 8, 4, 2);
+    bottleneck.train(std::string(mode) == "_train");
+    check_parity(std::string("bottleneck") + mode, bottleneck, [&](const TensorF& x) { return bottleneck(x); });
+  }
+}
+
+TEST_CASE("ResNet trunks: parameter counts and output grid") {
+  CHECK(count_parameters(*resnet50<float>()) == 23'508'032);
+  CHECK(count_parameters(*resnet18<float>()) == 11'689'512 - 513'000);  // torchvision count minus fc
+  ResNet<float> small({.block = BlockType::basic, .layers = {1, 1, 1, 1}, .base_width = 8});
+  small.eval();
+  const TensorF y = small(randn<float>({2, 3, 64, 64}));
+  CHECK(y.shape() == Shape{2, 64, 2, 2});
+  CHECK(small.out_channels() == 64);
+}
+
+TEST_CASE("Conv1d over tokens: (B, 49, L) -> (B, 445, L) equals a per-token linear map") {
+  Generator gen(5);
+  Conv1d<float> conv({.in_channels = 49, .out_channels = 445, .kernel_size = 1}, gen);
+  const TensorF x = randn<float>({2, 49, 6}, gen);
+  const TensorF y = conv(x);
+  REQUIRE(y.shape() == Shape{2, 445, 6});
+  const auto params = conv.named_parameters();
+  const TensorF expected = matmul(reshape(params[0].second, {445, 49}), x) + reshape(params[1].second, {445, 1});
+  CHECK(relative_error(y, as_double(expected)) < 1e-6);
 }

@@ -7,3 +7,6 @@
 #include "metro/nn/module.hpp"
 #include "metro/nn/norm.hpp"
 #include "metro/nn/state.hpp"
+#include "metro/nn/conv.hpp"
+#include "metro/nn/pool.hpp"
+#include "metro/nn/resnet.hpp"

@@ -243,6 +243,8 @@ class Adam : public Optimizer<T, D> {
     const T decay = static_cast<T>(decoupled_ ? 1 - this->lr() * options_.weight_decay : 1);
     const T l2 = static_cast<T>(decoupled_ ? 0 : options_.weight_decay);
     const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2), eps = static_cast<T>(options_.eps);
+    // 1 - beta in double first: in float, 1 - 0.999f is off by 5e-5 relative.
+    const T rest1 = static_cast<T>(1 - options_.beta1), rest2 = static_cast<T>(1 - options_.beta2);
     T* p = param.data();
     const T* g = grad.data();
     T* m = this->buffer(kExpAvg, i);
@@ -250,8 +252,8 @@ class Adam : public Optimizer<T, D> {
     detail::for_each_index(param.numel(), [=](std::int64_t k) {
       const T pk = p[k] * decay;
       const T gk = g[k] + l2 * pk;
-      m[k] = b1 * m[k] + (T(1) - b1) * gk;
-      v[k] = b2 * v[k] + (T(1) - b2) * gk * gk;
+      m[k] = b1 * m[k] + rest1 * gk;
+      v[k] = b2 * v[k] + rest2 * gk * gk;
       p[k] = pk - step_size * (m[k] / (std::sqrt(v[k]) / correction2_sqrt + eps));
     });
   }

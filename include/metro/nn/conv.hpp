@@ -1,0 +1,268 @@
+#pragma once
+// 2-D convolution as one autograd op: im2col + GEMM forward, GEMM + col2im
+// backward. Conv1d reuses it with a height of 1.
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "metro/nn/init.hpp"
+#include "metro/nn/module.hpp"
+
+namespace metro::nn {
+
+// Per-axis (height, width) geometry of a convolution or pooling window.
+struct Window2d {
+  std::array<std::int64_t, 2> kernel{1, 1}, stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  // floor((in + 2 pad - dilation (k - 1) - 1) / stride) + 1
+  std::int64_t output_size(int axis, std::int64_t in) const {
+    const auto a = static_cast<std::size_t>(axis);
+    return (in + 2 * padding[a] - dilation[a] * (kernel[a] - 1) - 1) / stride[a] + 1;
+  }
+};
+
+namespace detail {
+
+// The output columns [first, last) whose input column ow * stride + offset lies in [0, width).
+struct ValidRange {
+  std::int64_t first, last;
+};
+inline ValidRange valid_range(std::int64_t offset, std::int64_t stride, std::int64_t width, std::int64_t out_w) {
+  const std::int64_t first = std::min(out_w, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
+  const std::int64_t last = width - 1 - offset < 0 ? 0 : std::min(out_w, (width - 1 - offset) / stride + 1);
+  return {first, std::max(first, last)};
+}
+
+// col (Cg * kh * kw, chunk * Ho * Wo): row (c, i, j), column (n, oh, ow) holds
+// x[n, c, oh * sh - ph + i * dh, ow * sw - pw + j * dw], 0 outside the image.
+// `planes` points at channel 0 of the group for sample 0; `sample_stride` between samples.
+template <class T>
+void im2col(const T* planes, std::int64_t sample_stride, std::int64_t samples, std::int64_t channels, std::int64_t height,
+            std::int64_t width, const Window2d& w, std::int64_t out_h, std::int64_t out_w, T* col) {
+  const std::int64_t kh = w.kernel[0], kw = w.kernel[1], columns = samples * out_h * out_w;
+  backend::parallel_for(channels * kh * kw, 1, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t row = first; row < last; ++row) {
+      const std::int64_t c = row / (kh * kw), i = row / kw % kh, j = row % kw;
+      for (std::int64_t n = 0; n < samples; ++n) {
+        const T* plane = planes + n * sample_stride + c * height * width;
+        T* dst = col + row * columns + n * out_h * out_w;
+        for (std::int64_t oh = 0; oh < out_h; ++oh, dst += out_w) {
+          const std::int64_t ih = oh * w.stride[0] - w.padding[0] + i * w.dilation[0];
+          if (ih < 0 || ih >= height) {
+            std::fill(dst, dst + out_w, T(0));
+            continue;
+          }
+          const std::int64_t offset = j * w.dilation[1] - w.padding[1], sw = w.stride[1];
+          const ValidRange cols = valid_range(offset, sw, width, out_w);
+          const T* src = plane + ih * width;
+          std::fill(dst, dst + cols.first, T(0));
+          for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow] = src[ow * sw + offset];
+          std::fill(dst + cols.last, dst + out_w, T(0));
+        }
+      }
+    }
+  });
+}
+
+// The adjoint of im2col: adds each col entry into the input position it was read
+// from. Parallel over channels, each of which owns its kh * kw rows.
+template <class T>
+void col2im(const T* col, std::int64_t sample_stride, std::int64_t samples, std::int64_t channels, std::int64_t height,
+            std::int64_t width, const Window2d& w, std::int64_t out_h, std::int64_t out_w, T* planes) {
+  const std::int64_t kh = w.kernel[0], kw = w.kernel[1], columns = samples * out_h * out_w;
+  backend::parallel_for(channels, 1, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t c = first; c < last; ++c)
+      for (std::int64_t r = 0; r < kh * kw; ++r) {
+        const std::int64_t i = r / kw, j = r % kw, row = c * kh * kw + r;
+        for (std::int64_t n = 0; n < samples; ++n) {
+          T* plane = planes + n * sample_stride + c * height * width;
+          const T* src = col + row * columns + n * out_h * out_w;
+          for (std::int64_t oh = 0; oh < out_h; ++oh, src += out_w) {
+            const std::int64_t ih = oh * w.stride[0] - w.padding[0] + i * w.dilation[0];
+            if (ih < 0 || ih >= height) continue;
+            const std::int64_t offset = j * w.dilation[1] - w.padding[1], sw = w.stride[1];
+            const ValidRange cols = valid_range(offset, sw, width, out_w);
+            T* dst = plane + ih * width;
+            for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow * sw + offset] += src[ow];
+          }
+        }
+      }
+  });
+}
+
+// Copies between (Og, chunk * HoWo) GEMM layout and the (N, O, HoWo) tensor layout.
+template <class T>
+void scatter_rows(const T* gemm_out, T* y, std::int64_t samples, std::int64_t rows, std::int64_t channels_total,
+                  std::int64_t plane) {
+  backend::parallel_for(samples * rows, std::max<std::int64_t>(1, backend::kParallelGrain / std::max<std::int64_t>(plane, 1)),
+                        [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t t = first; t < last; ++t) {
+      const std::int64_t n = t / rows, r = t % rows;
+      std::copy_n(gemm_out + (r * samples + n) * plane, plane, y + (n * channels_total + r) * plane);
+    }
+  });
+}
+template <class T>
+void gather_rows(const T* y, T* gemm_in, std::int64_t samples, std::int64_t rows, std::int64_t channels_total, std::int64_t plane) {
+  backend::parallel_for(samples * rows, std::max<std::int64_t>(1, backend::kParallelGrain / std::max<std::int64_t>(plane, 1)),
+                        [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t t = first; t < last; ++t) {
+      const std::int64_t n = t / rows, r = t % rows;
+      std::copy_n(y + (n * channels_total + r) * plane, plane, gemm_in + (r * samples + n) * plane);
+    }
+  });
+}
+
+// Samples per im2col chunk: the column buffer stays below ~16 MB of floats.
+inline std::int64_t chunk_samples(std::int64_t batch, std::int64_t rows, std::int64_t plane) {
+  constexpr std::int64_t budget = std::int64_t{1} << 22;
+  return std::clamp<std::int64_t>(budget / std::max<std::int64_t>(1, rows * plane), 1, batch);
+}
+
+template <class T, class D>
+typename backend::Kernels<D>::template MatrixView<T> row_major(const T* data, std::int64_t rows, std::int64_t cols) {
+  return {data, rows, cols, cols, 1};
+}
+template <class T, class D>
+typename backend::Kernels<D>::template MatrixView<T> transposed(const T* data, std::int64_t rows, std::int64_t cols) {
+  return {data, cols, rows, 1, cols};  // the transpose of a row-major (rows, cols) matrix
+}
+
+}  // namespace detail
+
+// x (N, C, H, W), weight (O, C / groups, kh, kw), bias (O) or undefined
+// -> (N, O, Ho, Wo). Zero padding. One autograd op.
+template <class T, class D>
+Tensor<T, D> conv2d(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Tensor<T, D>& bias, Window2d window,
+                    std::int64_t groups = 1) {
+  if (x.dim() != 4 || weight.dim() != 4 || groups <= 0 || x.shape()[1] % groups != 0 || weight.shape()[0] % groups != 0 ||
+      weight.shape()[1] != x.shape()[1] / groups)
+    throw ShapeError("conv2d: input " + x.shape().str() + ", weight " + weight.shape().str() + " and groups " +
+                     std::to_string(groups) + " do not match");
+  if (bias.defined() && !(bias.shape() == Shape{weight.shape()[0]}))
+    throw ShapeError("conv2d: bias " + bias.shape().str() + " for weight " + weight.shape().str());
+  window.kernel = {weight.shape()[2], weight.shape()[3]};
+  const std::int64_t batch = x.shape()[0], in_c = x.shape()[1], height = x.shape()[2], width = x.shape()[3];
+  const std::int64_t out_c = weight.shape()[0], out_h = window.output_size(0, height), out_w = window.output_size(1, width);
+  if (out_h <= 0 || out_w <= 0) throw ShapeError("conv2d: input " + x.shape().str() + " is smaller than the kernel");
+  const std::int64_t group_in = in_c / groups, group_out = out_c / groups, plane = out_h * out_w;
+  const std::int64_t rows = group_in * window.kernel[0] * window.kernel[1];  // GEMM inner size
+  const std::int64_t chunk = detail::chunk_samples(batch, rows, plane);
+  const Tensor<T, D> input = contiguous(x.detach()), w = contiguous(weight.detach());
+  Tensor<T, D> y = empty<T, D>({batch, out_c, out_h, out_w});
+  std::vector<T> col(static_cast<std::size_t>(rows * chunk * plane)), product(static_cast<std::size_t>(group_out * chunk * plane));
+  using K = backend::Kernels<D>;
+  for (std::int64_t n0 = 0; n0 < batch; n0 += chunk) {
+    const std::int64_t samples = std::min(chunk, batch - n0);
+    for (std::int64_t g = 0; g < groups; ++g) {
+      // (Og, rows) @ (rows, samples * HoWo) -> (Og, samples * HoWo) -> y[n0.., g * Og..]
+      detail::im2col(input.data() + (n0 * in_c + g * group_in) * height * width, in_c * height * width, samples, group_in,
+                     height, width, window, out_h, out_w, col.data());
+      K::gemm(detail::row_major<T, D>(w.data() + g * group_out * rows, group_out, rows),
+              detail::row_major<T, D>(col.data(), rows, samples * plane), product.data(), samples * plane, false);
+      detail::scatter_rows(product.data(), y.data() + (n0 * out_c + g * group_out) * plane, samples, group_out, out_c, plane);
+    }
+  }
+  if (bias.defined()) update_(y, reshape(bias.detach(), {out_c, 1, 1}), [](T v, T b) { return v + b; });
+  if (autograd::needs_grad(x, weight, bias))
+    autograd::record(y, [x, weight, bias, input, w, window, groups, batch, in_c, height, width, out_c, plane, rows, chunk,
+                         out_h, out_w](const Tensor<T, D>& g) {
+      // Per chunk and group, with col = im2col(x) and gy in (Og, samples * HoWo):
+      //   gweight_g += gy @ col^T;   gcol = weight_g^T @ gy;   gx += col2im(gcol)
+      const Tensor<T, D> gy = contiguous(g);
+      const std::int64_t group_in = in_c / groups, group_out = out_c / groups;
+      Tensor<T, D> gx = zeros<T, D>(x.shape()), gw = zeros<T, D>(weight.shape());
+      std::vector<T> col(static_cast<std::size_t>(rows * chunk * plane)), gy_rows(static_cast<std::size_t>(group_out * chunk * plane));
+      for (std::int64_t n0 = 0; n0 < batch; n0 += chunk) {
+        const std::int64_t samples = std::min(chunk, batch - n0);
+        for (std::int64_t gi = 0; gi < groups; ++gi) {
+          const std::int64_t x_offset = (n0 * in_c + gi * group_in) * height * width, sample_stride = in_c * height * width;
+          detail::gather_rows(gy.data() + (n0 * out_c + gi * group_out) * plane, gy_rows.data(), samples, group_out, out_c, plane);
+          const auto gy_view = detail::row_major<T, D>(gy_rows.data(), group_out, samples * plane);
+          if (weight.requires_grad()) {
+            detail::im2col(input.data() + x_offset, sample_stride, samples, group_in, height, width, window, out_h, out_w, col.data());
+            backend::Kernels<D>::gemm(gy_view, detail::transposed<T, D>(col.data(), rows, samples * plane),
+                                      gw.data() + gi * group_out * rows, rows, true);
+          }
+          if (x.requires_grad()) {
+            backend::Kernels<D>::gemm(detail::transposed<T, D>(w.data() + gi * group_out * rows, group_out, rows), gy_view,
+                                      col.data(), samples * plane, false);
+            detail::col2im(col.data(), sample_stride, samples, group_in, height, width, window, out_h, out_w, gx.data() + x_offset);
+          }
+        }
+      }
+      autograd::accumulate_grad(x, gx);
+      autograd::accumulate_grad(weight, gw);
+      if (bias.requires_grad()) autograd::accumulate_grad(bias, sum(gy, {0, 2, 3}));
+    });
+  return y;
+}
+
+struct Conv2dConfig {
+  std::int64_t in_channels = 0, out_channels = 0, kernel_size = 1;
+  std::int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  bool bias = true;
+  Init init = Init::torch_default;
+};
+
+// Square-kernel Conv2d, torch.nn.Conv2d's parameters "weight" (O, C / groups, k, k) and "bias" (O).
+template <class T, class D = cpu>
+class Conv2d : public Layer<T, D> {
+ public:
+  explicit Conv2d(const Conv2dConfig& config, Generator& gen = default_generator()) : config_(config) {
+    const auto& c = config;
+    if (c.in_channels <= 0 || c.out_channels <= 0 || c.kernel_size <= 0 || c.stride <= 0 || c.padding < 0 ||
+        c.dilation <= 0 || c.groups <= 0 || c.in_channels % c.groups || c.out_channels % c.groups)
+      throw ValueError("Conv2d: invalid configuration (" + std::to_string(c.in_channels) + " -> " +
+                       std::to_string(c.out_channels) + ", kernel " + std::to_string(c.kernel_size) + ", groups " +
+                       std::to_string(c.groups) + ")");
+    const std::int64_t fan_in = c.in_channels / c.groups * c.kernel_size * c.kernel_size;
+    const std::int64_t fan_out = c.out_channels / c.groups * c.kernel_size * c.kernel_size;
+    auto init = init_weight_bias<T, D>(c.init, {c.out_channels, c.in_channels / c.groups, c.kernel_size, c.kernel_size},
+                                       c.bias ? Shape{c.out_channels} : Shape{}, fan_in, fan_out, gen);
+    weight_ = this->register_parameter("weight", init.weight);
+    if (c.bias) bias_ = this->register_parameter("bias", init.bias);
+  }
+  // (N, C, H, W) -> (N, O, Ho, Wo)
+  Tensor<T, D> forward(const Tensor<T, D>& x) override {
+    const auto& c = config_;
+    return conv2d(x, weight_, bias_, {{}, {c.stride, c.stride}, {c.padding, c.padding}, {c.dilation, c.dilation}}, c.groups);
+  }
+  const Conv2dConfig& config() const noexcept { return config_; }
+
+ private:
+  Conv2dConfig config_;
+  Tensor<T, D> weight_, bias_;
+};
+
+// torch.nn.Conv1d: "weight" (O, C / groups, k), "bias" (O); (N, C, L) -> (N, O, Lo).
+// METRO uses Conv1d(49, 445, 1) over (B, 49, 2048) to make 445 tokens from 49 grid cells.
+template <class T, class D = cpu>
+class Conv1d : public Layer<T, D> {
+ public:
+  explicit Conv1d(const Conv2dConfig& config, Generator& gen = default_generator()) : config_(config) {
+    const auto& c = config;
+    if (c.in_channels <= 0 || c.out_channels <= 0 || c.kernel_size <= 0 || c.groups <= 0 || c.in_channels % c.groups ||
+        c.out_channels % c.groups)
+      throw ValueError("Conv1d: invalid configuration");
+    const std::int64_t fan_in = c.in_channels / c.groups * c.kernel_size, fan_out = c.out_channels / c.groups * c.kernel_size;
+    auto init = init_weight_bias<T, D>(c.init, {c.out_channels, c.in_channels / c.groups, c.kernel_size},
+                                       c.bias ? Shape{c.out_channels} : Shape{}, fan_in, fan_out, gen);
+    weight_ = this->register_parameter("weight", init.weight);
+    if (c.bias) bias_ = this->register_parameter("bias", init.bias);
+  }
+  Tensor<T, D> forward(const Tensor<T, D>& x) override {
+    if (x.dim() != 3) throw ShapeError("Conv1d: expected (N, C, L), got " + x.shape().str());
+    const auto& c = config_;
+    // (N, C, L) -> (N, C, 1, L), a 1 x k kernel
+    const Tensor<T, D> y = conv2d(unsqueeze(x, 2), unsqueeze(weight_, 2), bias_,
+                                  {{}, {1, c.stride}, {0, c.padding}, {1, c.dilation}}, c.groups);
+    return squeeze(y, 2);
+  }
+
+ private:
+  Conv2dConfig config_;
+  Tensor<T, D> weight_, bias_;
+};
+
+}  // namespace metro::nn
