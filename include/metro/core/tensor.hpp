@@ -71,24 +71,13 @@ class Tensor {
   static Tensor empty(const Shape& shape) {
     for (auto d : shape)
       if (d < 0) throw ShapeError("empty: negative dimension in " + shape.str());
-    Tensor t;
-    t.impl_ = std::make_shared<detail::TensorImpl<T, Device>>();
-    t.impl_->storage = std::make_shared<detail::Storage<T, Device>>(shape.numel());
-    t.impl_->shape = shape;
-    t.impl_->strides = contiguous_strides(shape);
-    return t;
+    return Tensor(std::make_shared<detail::Storage<T, Device>>(shape.numel()), shape, contiguous_strides(shape), 0);
   }
 
   // A view of `base`'s storage with its own geometry; it does not require grad
   // (the differentiable view ops attach autograd themselves).
   static Tensor view_of(const Tensor& base, const Shape& shape, const Strides& strides, std::int64_t offset) {
-    Tensor t;
-    t.impl_ = std::make_shared<detail::TensorImpl<T, Device>>();
-    t.impl_->storage = base.impl().storage;
-    t.impl_->shape = shape;
-    t.impl_->strides = strides;
-    t.impl_->offset = offset;
-    return t;
+    return Tensor(base.impl().storage, shape, strides, offset);
   }
 
   bool defined() const noexcept { return impl_ != nullptr; }
@@ -169,6 +158,10 @@ class Tensor {
   std::shared_ptr<detail::AutogradMeta<T, Device>> meta_ptr() const { return impl_ ? impl_->autograd : nullptr; }
 
  private:
+  Tensor(std::shared_ptr<detail::Storage<T, Device>> storage, const Shape& shape, const Strides& strides, std::int64_t offset)
+      : impl_(std::make_shared<detail::TensorImpl<T, Device>>(
+            detail::TensorImpl<T, Device>{std::move(storage), shape, strides, offset, nullptr})) {}
+
   std::shared_ptr<detail::TensorImpl<T, Device>> impl_;
 };
 

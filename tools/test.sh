@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds everything
+# (library tests, examples, benchmarks) in Release, runs all tests, then runs
+# the whole test suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Exits non-zero on any failure.
+#
+#   tools/test.sh            everything
+#   tools/test.sh --fast     skip the sanitizer pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fast=0
+[ "${1:-}" = "--fast" ] && fast=1
+jobs=${METRO_JOBS:-2}
+start=$(date +%s)
+
+tools/install_deps.sh
+
+echo "== Release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMETRO_BUILD_TESTS=ON -DMETRO_BUILD_EXAMPLES=ON \
+  -DMETRO_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build build -j"$jobs"
+echo "== Tests (Release)"
+OMP_NUM_THREADS=2 ctest --test-dir build --output-on-failure
+
+if [ "$fast" -eq 0 ]; then
+  echo "== Tests under -fsanitize=address,undefined"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETRO_SANITIZE=ON -DMETRO_BUILD_TESTS=ON \
+    -DMETRO_BUILD_EXAMPLES=OFF -DMETRO_BUILD_BENCHMARKS=OFF >/dev/null
+  cmake --build build-asan -j"$jobs"
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 \
+    ctest --test-dir build-asan --output-on-failure
+fi
+echo "== All tests passed in $(( $(date +%s) - start )) s"
