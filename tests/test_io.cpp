@@ -169,7 +169,9 @@ TEST_CASE("safetensors: round trip keeps names, dtypes, shapes, values and metad
   const SafeTensorsFile loaded = load_safetensors(dir.file("a.safetensors"));
   CHECK(loaded.metadata == original.metadata);
   REQUIRE(loaded.tensors.size() == original.tensors.size());
-  for (const auto& [name, record] : original.tensors) {
+  for (const auto& entry : original.tensors) {
+    const std::string& name = entry.first;
+    const TensorRecord& record = entry.second;
     CAPTURE(name);
     const TensorRecord& back = loaded.tensors.at(name);
     CHECK(back.dtype == record.dtype);
@@ -192,9 +194,12 @@ TEST_CASE("safetensors: header is padded to 8 bytes, names sorted, every tensor 
   std::vector<std::string> names;
   for (const auto& [name, info] : header.as_object()) names.push_back(name);
   CHECK(names == std::vector<std::string>{"__metadata__", "a_mask", "bias", "empty", "index", "scalar", "steps", "weight"});
-  for (const auto& [name, info] : header.as_object()) {
+  for (const auto& member : header.as_object()) {
+    const std::string& name = member.first;
+    const json::Value& info = member.second;
     if (name == "__metadata__") continue;
-    const std::int64_t element = info.at("dtype").as_string() == "U8" ? 1 : (info.at("dtype").as_string() == "F64" || info.at("dtype").as_string() == "I64" ? 8 : 4);
+    const std::string& dtype = info.at("dtype").as_string();
+    const std::uint64_t element = dtype == "U8" ? 1 : (dtype == "F64" || dtype == "I64" ? 8 : 4);
     CAPTURE(name);
     CHECK((8 + header_length + static_cast<std::uint64_t>(info.at("data_offsets").at(0).as_int64())) % element == 0);
   }
