@@ -206,3 +206,117 @@ TEST_CASE("Conv1d over tokens: (B, 49, L) -> (B, 445, L) equals a per-token line
   const TensorF expected = matmul(reshape(params[0].second, {445, 49}), x) + reshape(params[1].second, {445, 1});
   CHECK(relative_error(y, as_double(expected)) < 1e-6);
 }
+
+// ---- check_layer: gradients, accumulation, train/eval for every layer ----
+
+namespace {
+void require_layer(const char* name, Module<double>& module, const std::function<TensorD(const TensorD&)>& forward,
+                   const TensorD& input, const CheckLayerOptions& options = {}) {
+  const CheckLayerResult result = check_layer(module, forward, input, options);
+  const std::string label = name;
+  INFO(label << "\n" << result.report);
+  CHECK(result.passed);
+  CHECK(result.max_accumulate_error < 1e-9);
+  MESSAGE(label << ": input error " << result.max_input_error << ", param error " << result.max_param_error);
+}
+void require_layer(const char* name, Layer<double>& layer, const TensorD& input, const CheckLayerOptions& options = {}) {
+  require_layer(name, layer, [&](const TensorD& x) { return layer(x); }, input, options);
+}
+}  // namespace
+
+TEST_CASE("check_layer: dense layers") {
+  Generator gen(11);
+  Linear<double> linear({.in_features = 5, .out_features = 3}, gen);
+  require_layer("Linear", linear, randn<double>({2, 4, 5}, gen));
+  LayerNorm<double> norm({.normalized_shape = 6, .eps = 1e-12});
+  require_layer("LayerNorm", norm, randn<double>({3, 6}, gen, 0.5, 2.0));
+  GELU<double> gelu_layer;
+  require_layer("GELU", gelu_layer, randn<double>({4, 5}, gen));
+  ReLU<double> relu_layer;
+  require_layer("ReLU", relu_layer, randn<double>({4, 5}, gen));
+  Embedding<double> embedding({.num_embeddings = 7, .embedding_dim = 4}, gen);
+  const TensorI ids = from_vector<std::int64_t>({1, 3, 3, 6, 0, 2}, {2, 3});
+  require_layer("Embedding", embedding, [&](const TensorD& x) { return embedding.forward(ids) * x; }, randn<double>({2, 3, 4}, gen));
+}
+
+TEST_CASE("check_layer: convolution, norm and pooling") {
+  Generator gen(12);
+  Conv2d<double> conv({.in_channels = 4, .out_channels = 6, .kernel_size = 3, .stride = 2, .padding = 2, .dilation = 2, .groups = 2}, gen);
+  require_layer("Conv2d", conv, randn<double>({2, 4, 7, 6}, gen));
+  Conv1d<double> conv1d({.in_channels = 3, .out_channels = 5, .kernel_size = 3, .padding = 1}, gen);
+  require_layer("Conv1d", conv1d, randn<double>({2, 3, 6}, gen));
+  BatchNorm2d<double> bn({.num_features = 3});
+  require_layer("BatchNorm2d (train)", bn, randn<double>({2, 3, 3, 4}, gen, 0.5, 1.5),
+                {.check_in_training = true, .expect_train_eval_differ = true});
+  require_layer("BatchNorm2d (eval)", bn, randn<double>({2, 3, 3, 4}, gen), {.expect_train_eval_differ = true});
+  // Distinct values a grid apart: finite differences never cross a max.
+  MaxPool2d<double> max_pool(3, 2, 1);
+  require_layer("MaxPool2d", max_pool, reshape(arange<double>(0, 2 * 2 * 7 * 7) * 0.37 - 20.0, {2, 2, 7, 7}));
+  AdaptiveAvgPool2d<double> avg_pool(3, 2);
+  require_layer("AdaptiveAvgPool2d 3x2", avg_pool, randn<double>({2, 2, 5, 5}, gen));
+}
+
+TEST_CASE("check_layer: attention, transformer layer, residual blocks") {
+  Generator gen(13);
+  AttentionConfig config{.hidden_size = 8, .num_heads = 2, .attention_dropout = 0.1, .hidden_dropout = 0.1};
+  MultiHeadSelfAttention<double> mhsa(config, gen);
+  require_layer("MultiHeadSelfAttention", mhsa, randn<double>({2, 5, 8}, gen), {.expect_train_eval_differ = true});
+  TransformerLayer<double> layer({.attention = config, .intermediate_size = 12}, gen);
+  require_layer("TransformerLayer", layer, randn<double>({2, 5, 8}, gen), {.expect_train_eval_differ = true});
+  ResidualBlock<double> block(BlockType::bottleneck, 4, 2, 2, gen);
+  require_layer("Bottleneck (train)", block, randn<double>({2, 4, 5, 5}, gen), {.check_in_training = true, .expect_train_eval_differ = true});
+}
+
+TEST_CASE("Dropout: seeded inverted dropout, identity in eval") {
+  Dropout<float> drop(0.25, 7);
+  const TensorF x = ones<float>({10000});
+  const auto kept = drop(x).to_vector();
+  int zeros_seen = 0;
+  for (float v : kept) {
+    if (v == 0) ++zeros_seen;
+    else CHECK(v == doctest::Approx(1 / 0.75));
+  }
+  CHECK(zeros_seen > 2300);
+  CHECK(zeros_seen < 2700);
+  Dropout<float> same_seed(0.25, 7);
+  CHECK(same_seed(x).to_vector() == kept);
+  drop.eval();
+  CHECK(drop(x).to_vector() == x.to_vector());
+}
+
+namespace {
+// y = 3 x with a deliberately broken backward, to show check_layer catches it.
+class BrokenScale : public Layer<double> {
+ public:
+  explicit BrokenScale(bool overwrite) : overwrite_(overwrite) {}
+  TensorD forward(const TensorD& x) override {
+    TensorD y = map(x.detach(), [](double v) { return 3 * v; });
+    if (autograd::needs_grad(x))
+      autograd::record(y, [x, overwrite = overwrite_](const TensorD& g) {
+        if (overwrite) x.set_grad(g * 3.0);           // right value, but replaces the old gradient
+        else autograd::accumulate_grad(x, g * 2.0);  // wrong value
+      });
+    return y;
+  }
+
+ private:
+  bool overwrite_;
+};
+}  // namespace
+
+TEST_CASE("check_layer catches a wrong gradient, an overwriting backward and an unexpected train/eval difference") {
+  Generator gen(14);
+  const TensorD x = randn<double>({3, 4}, gen);
+  BrokenScale wrong(false), overwriting(true);
+  const CheckLayerResult wrong_result = check_layer(wrong, x);
+  CHECK_FALSE(wrong_result.passed);
+  CHECK(wrong_result.max_input_error > 0.5);
+  const CheckLayerResult overwrite_result = check_layer(overwriting, x);
+  CHECK_FALSE(overwrite_result.passed);
+  CHECK(overwrite_result.max_accumulate_error > 0.5);
+  CHECK(overwrite_result.max_input_error < 1e-6);
+  Dropout<double> drop(0.5, 3);
+  const CheckLayerResult dropout_result = check_layer(drop, x);  // not told that dropout differs
+  CHECK_FALSE(dropout_result.passed);
+  CHECK(dropout_result.train_eval_differ);
+}

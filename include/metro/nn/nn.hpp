@@ -2,6 +2,7 @@
 // The neural-network layers (namespace metro::nn).
 #include "metro/nn/activation.hpp"
 #include "metro/nn/attention.hpp"
+#include "metro/nn/check_layer.hpp"
 #include "metro/nn/init.hpp"
 #include "metro/nn/linear.hpp"
 #include "metro/nn/module.hpp"

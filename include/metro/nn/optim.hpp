@@ -10,6 +10,7 @@
 // skipped, with their state untouched, as in PyTorch.
 //
 // Also here: clip_grad_norm (torch.nn.utils.clip_grad_norm_) and all_finite.
+#include <Eigen/Core>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +41,9 @@ void for_each_index(std::int64_t n, Body body) {
     for (std::int64_t i = begin; i < end; ++i) body(i);
   });
 }
+
+template <class T>
+using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 inline void check_hyperparameter(bool ok, const std::string& message) {
   if (!ok) throw ValueError(message);
@@ -249,6 +253,7 @@ class Adam : public Optimizer<T, D> {
     const T* g = grad.data();
     T* m = this->buffer(kExpAvg, i);
     T* v = this->buffer(kExpAvgSq, i);
+    // (std::sqrt keeps this loop scalar under GCC's default -fmath-errno; threads still split it.)
     detail::for_each_index(param.numel(), [=](std::int64_t k) {
       const T pk = p[k] * decay;
       const T gk = g[k] + l2 * pk;
@@ -280,8 +285,7 @@ double clip_grad_norm(const std::vector<Tensor<T, D>>& params, double max_norm) 
   for (const auto& p : params)
     if (p.grad().defined()) {
       const Tensor<T, D> g = contiguous(p.grad());
-      const T* data = g.data();
-      for (std::int64_t k = 0; k < g.numel(); ++k) squares += static_cast<double>(data[k]) * static_cast<double>(data[k]);
+      squares += detail::ConstArrayMap<T>(g.data(), g.numel()).template cast<double>().square().sum();
     }
   const double total = std::sqrt(squares);
   const double coefficient = max_norm / (total + 1e-6);
@@ -297,9 +301,7 @@ bool all_finite(const std::vector<Tensor<T, D>>& params) {
   for (const auto& p : params)
     if (p.grad().defined()) {
       const Tensor<T, D> g = contiguous(p.grad().detach());
-      const T* data = g.data();
-      for (std::int64_t k = 0; k < g.numel(); ++k)
-        if (!std::isfinite(data[k])) return false;
+      if (!detail::ConstArrayMap<T>(g.data(), g.numel()).isFinite().all()) return false;
     }
   return true;
 }
