@@ -177,27 +177,35 @@ inline double mpve(const Points& pred_vertices, const Points& gt_vertices, const
 
 namespace detail {
 
-// Points hashed into cubic cells of side `radius`: any point within `radius` of a query
-// lies in the query's cell or one of its 26 neighbours.
+// Points sorted into cubic cells of side `radius`: any point within `radius` of a query
+// lies in the query's cell or one of its 26 neighbours. Cells are keyed x-major, z-minor,
+// so each (x, y) column of three cells is one contiguous run: 9 binary searches per query.
 class RadiusGrid {
  public:
-  RadiusGrid(const Eigen::Matrix3Xd& points, double radius) : points_(points), radius_(radius) {
-    cells_.reserve(static_cast<std::size_t>(points.cols()));
-    for (Eigen::Index i = 0; i < points.cols(); ++i) cells_.push_back({key(cell_of(points.col(i))), i});
-    std::sort(cells_.begin(), cells_.end());
+  RadiusGrid(const Eigen::Matrix3Xd& points, double radius) : radius_(radius) {
+    entries_.reserve(static_cast<std::size_t>(points.cols()));
+    for (Eigen::Index i = 0; i < points.cols(); ++i) entries_.push_back({key(cell_of(points.col(i))), points.col(i)});
+    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
   }
 
   // True when some point lies strictly closer than `radius` to `query`.
   bool has_neighbour(const Eigen::Vector3d& query) const {
     const Eigen::Array3i centre = cell_of(query);
     for (int dx = -1; dx <= 1; ++dx)
-      for (int dy = -1; dy <= 1; ++dy)
-        for (int dz = -1; dz <= 1; ++dz)
-          if (cell_has_neighbour(key(centre + Eigen::Array3i(dx, dy, dz)), query)) return true;
+      for (int dy = -1; dy <= 1; ++dy) {
+        const Eigen::Array3i column = centre + Eigen::Array3i(dx, dy, 0);
+        if (run_has_neighbour(key(column - Eigen::Array3i(0, 0, 1)), key(column + Eigen::Array3i(0, 0, 1)), query))
+          return true;
+      }
     return false;
   }
 
  private:
+  struct Entry {
+    std::int64_t key;
+    Eigen::Vector3d point;
+  };
+
   Eigen::Array3i cell_of(const Eigen::Vector3d& p) const {
     // Clamped so absurd coordinates cannot overflow; clamping only merges far cells,
     // which costs extra distance checks but never misses a neighbour.
@@ -208,16 +216,17 @@ class RadiusGrid {
     constexpr std::int64_t span = 2'000'003;  // > 2e6 + 2 cells per axis
     return ((static_cast<std::int64_t>(c.x()) + span / 2) * span + (c.y() + span / 2)) * span + (c.z() + span / 2);
   }
-  bool cell_has_neighbour(std::int64_t cell, const Eigen::Vector3d& query) const {
-    auto it = std::lower_bound(cells_.begin(), cells_.end(), std::pair<std::int64_t, Eigen::Index>{cell, 0});
-    for (; it != cells_.end() && it->first == cell; ++it)
-      if ((points_.col(it->second) - query).squaredNorm() < radius_ * radius_) return true;
+  // Any point with a key in [first_key, last_key] closer than the radius?
+  bool run_has_neighbour(std::int64_t first_key, std::int64_t last_key, const Eigen::Vector3d& query) const {
+    auto it = std::lower_bound(entries_.begin(), entries_.end(), first_key,
+                               [](const Entry& e, std::int64_t k) { return e.key < k; });
+    for (; it != entries_.end() && it->key <= last_key; ++it)
+      if ((it->point - query).squaredNorm() < radius_ * radius_) return true;
     return false;
   }
 
-  const Eigen::Matrix3Xd& points_;
   double radius_;
-  std::vector<std::pair<std::int64_t, Eigen::Index>> cells_;  // (cell key, point index), sorted
+  std::vector<Entry> entries_;  // sorted by key
 };
 
 // Share of `queries` that have a point of `grid` within its radius.
