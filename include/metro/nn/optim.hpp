@@ -10,7 +10,6 @@
 // skipped, with their state untouched, as in PyTorch.
 //
 // Also here: clip_grad_norm (torch.nn.utils.clip_grad_norm_) and all_finite.
-#include <Eigen/Core>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -19,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "metro/tensor.hpp"
+#include "metro/tensor.hpp"  // and Eigen/Core, through backend/cpu.hpp (which silences its AVX-512 warnings)
 
 namespace metro::nn {
 
