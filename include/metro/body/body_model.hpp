@@ -7,8 +7,7 @@
 //
 // Frame: metres, y up, the person faces +z, their left is +x, the pelvis
 // (mid-hip) is the origin. Built once, deterministically, on first use.
-#include <Eigen/Core>
-#include <Eigen/SparseCore>
+#include "metro/body/eigen.hpp"
 
 #include <array>
 #include <cstdint>
@@ -121,7 +120,7 @@ class BodyModel {
 
   // Surface net of the SDF, then symmetric quadric simplification to 6890, 1723, 431 vertices.
   void build_levels() {
-    SymmetricMesh current = mannequin_surface(0.0118f);
+    SymmetricMesh current = mannequin_surface(0.0125f);
     for (int level = -1; level + 1 < kNumLevels; ++level) {
       const SimplifiedMesh simplified = simplify_mesh(current.mesh.vertices, current.mesh.faces, current.mirror, kLevelVertexCounts[level + 1]);
       SymmetricMesh next = restrict_to_kept(current, simplified);
@@ -158,7 +157,7 @@ class BodyModel {
       vertex_samples.push_back(std::move(body.vertices));
       joint_samples.push_back(std::move(body.joints));
     }
-    regressor_ = fit_joint_regressor(vertex_samples, joint_samples, 40);
+    regressor_ = fit_joint_regressor(vertex_samples, joint_samples, 6);
   }
 
   Skeleton skeleton_;

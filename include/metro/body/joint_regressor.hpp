@@ -2,10 +2,10 @@
 // The joint regressor G (METRO Sec. 3.3: J_3D = G V_3D): a sparse matrix whose
 // rows are convex combinations of a few mesh vertices near each joint, fitted
 // by non-negative least squares over many posed and shaped bodies.
-#include <Eigen/Core>
-#include <Eigen/SparseCore>
+#include "metro/body/eigen.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -43,9 +43,7 @@ inline std::vector<double> solve_symmetric(DenseMatrix m, std::vector<double> r)
 }  // namespace detail
 
 // Lawson & Hanson (1974) active-set NNLS, argmin |A x - b| subject to x >= 0,
-// on the normal equations: gram = A^T A (n, n), moment = A^T b (n).
-// (Plain loops: GCC 12 flags Eigen's AVX-512 double reductions with a false
-// -Wmaybe-uninitialized.)
+// on the normal equations: gram = A^T A (n, n), moment = A^T b (n); n is small (~50).
 inline std::vector<double> nonnegative_least_squares(const detail::DenseMatrix& gram, const std::vector<double>& moment) {
   const std::size_t n = moment.size();
   std::vector<double> x(n, 0.0);
@@ -85,33 +83,53 @@ inline std::vector<double> nonnegative_least_squares(const detail::DenseMatrix& 
   return x;
 }
 
-// Fits one row per joint over `candidates` (K nearest rest vertices).
-// vertex_samples: (S) bodies of (V, 3); joint_samples: (S) sets of (J, 3).
+namespace detail {
+
+// Vertices around `joint`: the `per_octant` nearest in each of the 8 octants
+// of (v - joint), so the joint lies inside their convex hull.
+inline std::vector<int> surrounding_vertices(const std::vector<Eigen::Vector3f>& vertices, const Eigen::Vector3f& joint, int per_octant) {
+  std::array<std::vector<std::pair<float, int>>, 8> octants;
+  for (int v = 0; v < static_cast<int>(vertices.size()); ++v) {
+    const Eigen::Vector3f d = vertices[v] - joint;
+    octants[(d.x() > 0) + 2 * (d.y() > 0) + 4 * (d.z() > 0)].emplace_back(d.squaredNorm(), v);
+  }
+  std::vector<int> out;
+  for (auto& octant : octants) {
+    const auto count = std::min<std::size_t>(per_octant, octant.size());
+    std::partial_sort(octant.begin(), octant.begin() + static_cast<long>(count), octant.end());
+    for (std::size_t k = 0; k < count; ++k) out.push_back(octant[k].second);
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// Fits one row per joint over the vertices surrounding it at rest.
+// vertex_samples: (S) bodies of (V, 3), [0] the rest body; joint_samples: (S) sets of (J, 3).
 inline SparseRowMatrix fit_joint_regressor(const std::vector<std::vector<Eigen::Vector3f>>& vertex_samples,
-                                           const std::vector<std::vector<Eigen::Vector3f>>& joint_samples, int candidates) {
+                                           const std::vector<std::vector<Eigen::Vector3f>>& joint_samples, int per_octant) {
   const auto& rest = vertex_samples.front();
   const int joint_count = static_cast<int>(joint_samples.front().size()), samples = static_cast<int>(vertex_samples.size());
   const double sum_weight = 10.0;  // soft constraint sum(g) = 1, made exact afterwards
   std::vector<Eigen::Triplet<float>> entries;
   for (int j = 0; j < joint_count; ++j) {
-    std::vector<std::pair<float, int>> nearest;
-    for (int v = 0; v < static_cast<int>(rest.size()); ++v) nearest.emplace_back((rest[v] - joint_samples.front()[j]).squaredNorm(), v);
-    std::partial_sort(nearest.begin(), nearest.begin() + candidates, nearest.end());
+    const auto candidate_ids = detail::surrounding_vertices(rest, joint_samples.front()[j], per_octant);
+    const int candidates = static_cast<int>(candidate_ids.size());
     // Normal equations of the rows (sample s, coordinate c) plus the row sum_weight * sum(g) = sum_weight.
     detail::DenseMatrix gram(candidates, std::vector<double>(candidates, sum_weight * sum_weight));
     std::vector<double> moment(candidates, sum_weight * sum_weight);
     for (int s = 0; s < samples; ++s)
       for (int c = 0; c < 3; ++c)
         for (int k = 0; k < candidates; ++k) {
-          const double vk = vertex_samples[s][nearest[k].second][c];
+          const double vk = vertex_samples[s][candidate_ids[k]][c];
           moment[k] += vk * joint_samples[s][j][c];
-          for (int l = 0; l < candidates; ++l) gram[k][l] += vk * vertex_samples[s][nearest[l].second][c];
+          for (int l = 0; l < candidates; ++l) gram[k][l] += vk * vertex_samples[s][candidate_ids[l]][c];
         }
     const auto g = nonnegative_least_squares(gram, moment);
     double kept_sum = 0.0;
     for (int k = 0; k < candidates; ++k) kept_sum += g[k] > 1e-6 ? g[k] : 0.0;
     for (int k = 0; k < candidates; ++k)
-      if (g[k] > 1e-6) entries.emplace_back(j, nearest[k].second, static_cast<float>(g[k] / kept_sum));
+      if (g[k] > 1e-6) entries.emplace_back(j, candidate_ids[k], static_cast<float>(g[k] / kept_sum));
   }
   SparseRowMatrix regressor(joint_count, static_cast<int>(rest.size()));
   regressor.setFromTriplets(entries.begin(), entries.end());

@@ -2,8 +2,7 @@
 // Skeleton, forward kinematics and linear blend skinning (LBS), the same
 // deformation model SMPL uses (Loper et al. 2015), which METRO's template and
 // ground truth come from (METRO Sec. 3, 4).
-#include <Eigen/Core>
-#include <Eigen/Geometry>
+#include "metro/body/eigen.hpp"
 
 #include <array>
 #include <cmath>

@@ -4,7 +4,7 @@
 // edge with a sign change, joining the four cells around that edge. No lookup
 // tables, and a sign pattern that is mirror-symmetric gives a mirror-symmetric
 // mesh.
-#include <Eigen/Core>
+#include "metro/body/eigen.hpp"
 
 #include <array>
 #include <utility>

@@ -2,7 +2,7 @@
 // The mannequin's rest mesh: its SDF sampled on a grid that is symmetric about
 // x = 0, meshed with surface nets, triangulated mirror-consistently; then its
 // per-vertex skinning weights and color regions.
-#include <Eigen/Core>
+#include "metro/body/eigen.hpp"
 
 #include <algorithm>
 #include <array>
@@ -23,7 +23,8 @@ namespace detail {
 
 // An even number of x points, so one column of cells straddles x = 0.
 inline Grid mannequin_grid(float spacing) {
-  const Eigen::Vector3f low(-0.82f, -0.93f, -0.20f), high(0.82f, 0.88f, 0.24f);
+  // The z offset keeps grid planes off the arms' backs, where saddle cells would pinch the surface.
+  const Eigen::Vector3f low(-0.82f, -0.93f, -0.197f), high(0.82f, 0.88f, 0.24f);
   Grid grid;
   grid.spacing = spacing;
   grid.size[0] = 2 * static_cast<int>(std::ceil(high.x() / spacing)) + 2;
@@ -167,7 +168,7 @@ namespace detail {
 // Face features on the head, in rest coordinates (folded to x >= 0).
 inline Region head_region(const Eigen::Vector3f& p) {
   const Eigen::Vector3f eye_center(0.031f, 0.757f, 0.097f);
-  if (p.z() > 0.07f && (p - eye_center).norm() < 0.017f) return Region::eye;
+  if (p.z() > 0.07f && (p - eye_center).norm() < 0.021f) return Region::eye;
   if (p.z() > 0.07f && p.x() < 0.026f && std::abs(p.y() - 0.688f) < 0.009f) return Region::mouth;
   const bool crown = p.y() > 0.80f;
   const bool sides_and_back = p.y() > 0.765f && p.z() < 0.06f;

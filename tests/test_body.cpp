@@ -1,0 +1,309 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+
+#include "metro/body/body_model.hpp"
+
+using namespace metro::body;
+using Vec3 = Eigen::Vector3f;
+
+namespace {
+
+const BodyModel& model() { return BodyModel::get(); }
+
+Eigen::MatrixXf to_matrix(const std::vector<Vec3>& points) {
+  Eigen::MatrixXf m(static_cast<int>(points.size()), 3);
+  for (std::size_t i = 0; i < points.size(); ++i) m.row(static_cast<int>(i)) = points[i].transpose();
+  return m;
+}
+
+// Mean distance (m) between G V and the skeleton's evaluation joints.
+double regressor_error(const PosedBody& body) {
+  const Eigen::MatrixXf regressed = model().joint_regressor() * to_matrix(body.vertices);
+  double total = 0.0;
+  for (int j = 0; j < kNumJoints; ++j) total += (regressed.row(j).transpose() - body.joints[j]).norm();
+  return total / kNumJoints;
+}
+
+// Edge -> number of faces using it.
+std::map<std::pair<int, int>, int> edge_face_counts(const std::vector<Eigen::Vector3i>& faces) {
+  std::map<std::pair<int, int>, int> counts;
+  for (const auto& f : faces)
+    for (int k = 0; k < 3; ++k) ++counts[{std::min(f[k], f[(k + 1) % 3]), std::max(f[k], f[(k + 1) % 3])}];
+  return counts;
+}
+
+void check_convex_rows(const SparseRowMatrix& m) {
+  for (int r = 0; r < m.rows(); ++r) {
+    float sum = 0.0f;
+    for (SparseRowMatrix::InnerIterator it(m, r); it; ++it) {
+      REQUIRE(it.value() >= 0.0f);
+      sum += it.value();
+    }
+    REQUIRE(sum == doctest::Approx(1.0f).epsilon(1e-5));
+  }
+}
+
+double distance_to_segment(const Vec3& p, const Vec3& a, const Vec3& b) {
+  const float t = std::clamp((p - a).dot(b - a) / (b - a).squaredNorm(), 0.0f, 1.0f);
+  return (p - (a + t * (b - a))).norm();
+}
+
+std::string temp_path(const std::string& name) { return "/tmp/metro_test_body_" + name; }
+
+}  // namespace
+
+TEST_CASE("vertex counts follow METRO's 6890 / 1723 / 431 hierarchy") {
+  CHECK(model().num_vertices(0) == 6890);
+  CHECK(model().num_vertices(1) == 1723);
+  CHECK(model().num_vertices(2) == 431);
+  CHECK(model().rest_joints().size() == kNumJoints);
+  CHECK(model().num_skeleton_joints() == kNumSkeletonJoints);
+  CHECK(model().vertex_region().size() == 6890);
+  CHECK_THROWS_AS(model().faces(3), metro::ValueError);
+  CHECK_THROWS_AS(model().downsample(2), metro::ValueError);
+}
+
+TEST_CASE("every level is a closed, consistently oriented surface") {
+  for (int level = 0; level < kNumLevels; ++level) {
+    const auto& faces = model().faces(level);
+    const int vertex_count = model().num_vertices(level);
+    for (const auto& f : faces) {
+      REQUIRE(f.minCoeff() >= 0);
+      REQUIRE(f.maxCoeff() < vertex_count);
+      REQUIRE((f[0] != f[1] && f[1] != f[2] && f[0] != f[2]));
+    }
+    const auto edges = edge_face_counts(faces);
+    int non_manifold = 0;
+    for (const auto& [edge, count] : edges) non_manifold += count != 2;
+    CHECK(non_manifold == 0);
+    // Orientation: each directed edge appears at most once.
+    std::set<std::pair<int, int>> directed;
+    int repeated = 0;
+    for (const auto& f : faces)
+      for (int k = 0; k < 3; ++k) repeated += !directed.insert({f[k], f[(k + 1) % 3]}).second;
+    CHECK(repeated == 0);
+    CHECK(vertex_count - static_cast<long>(edges.size()) + static_cast<long>(faces.size()) == 2);  // a sphere's Euler characteristic
+    // Outward: the signed volume is positive and near a person's (~0.06-0.08 m^3).
+    double volume = 0.0;
+    const auto& v = model().rest_vertices(level);
+    for (const auto& f : faces) volume += v[f[0]].cast<double>().dot(v[f[1]].cast<double>().cross(v[f[2]].cast<double>())) / 6.0;
+    CHECK(volume > 0.04);
+    CHECK(volume < 0.10);
+  }
+}
+
+TEST_CASE("the mannequin has human proportions, faces +z and stands on y = -0.9") {
+  const auto& v = model().rest_vertices();
+  float top = -1e9f, bottom = 1e9f;
+  for (const auto& p : v) top = std::max(top, p.y()), bottom = std::min(bottom, p.y());
+  CHECK(top - bottom == doctest::Approx(1.75f).epsilon(0.03));
+  CHECK(bottom == doctest::Approx(-0.9f).epsilon(0.02));
+  const auto& joints = model().rest_joints();
+  CHECK(joints[eval_head_top].y() > joints[eval_neck].y());
+  CHECK(joints[eval_left_hip].x() > 0.0f);  // the person's left is +x
+  CHECK(joints[eval_left_hip].norm() < 0.12f);  // pelvis (mid-hip) at the origin
+  // Shoes point forward: toes (in front of the ankle) exist, the nose and eyes are on the front.
+  double shoe_z = 0.0, eye_z = 0.0;
+  int shoes = 0, eyes = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (model().vertex_region()[i] == Region::shoe) shoe_z += v[i].z(), ++shoes;
+    if (model().vertex_region()[i] == Region::eye) eye_z += v[i].z(), ++eyes;
+  }
+  CHECK(shoe_z / shoes > joints[eval_left_ankle].z() + 0.02);
+  CHECK(eyes > 4);
+  CHECK(eye_z / eyes > 0.07);
+}
+
+TEST_CASE("every color region is used and the shirt differs front and back") {
+  std::map<Region, int> counts;
+  for (Region r : model().vertex_region()) ++counts[r];
+  CHECK(counts.size() == 11);
+  const auto& v = model().rest_vertices();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (model().vertex_region()[i] == Region::shirt_front) REQUIRE(v[i].z() > -0.03f);
+    if (model().vertex_region()[i] == Region::shirt_back) REQUIRE(v[i].z() < -0.01f);
+  }
+}
+
+TEST_CASE("vertex symmetry is an involution that mirrors the rest mesh within 1 mm") {
+  const auto& mirror = model().vertex_symmetry();
+  const auto& v = model().rest_vertices();
+  REQUIRE(mirror.size() == v.size());
+  int midline = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    REQUIRE(mirror[i] >= 0);
+    REQUIRE(mirror[mirror[i]] == static_cast<int>(i));
+    REQUIRE((v[mirror[i]] - Vec3(-v[i].x(), v[i].y(), v[i].z())).norm() < 1e-3f);
+    REQUIRE(model().vertex_region()[mirror[i]] == model().vertex_region()[i]);
+    midline += mirror[i] == static_cast<int>(i);
+  }
+  CHECK(midline > 20);
+  const auto joint_mirror = BodyModel::joint_symmetry();
+  const auto& joints = model().rest_joints();
+  for (int j = 0; j < kNumJoints; ++j) {
+    CHECK(joint_mirror[joint_mirror[j]] == j);
+    CHECK((joints[joint_mirror[j]] - Vec3(-joints[j].x(), joints[j].y(), joints[j].z())).norm() < 1e-4f);
+  }
+}
+
+TEST_CASE("sampling matrices are convex and up(down(V)) approximates the mesh") {
+  for (int level = 0; level + 1 < kNumLevels; ++level) {
+    const auto& down = model().downsample(level);
+    const auto& up = model().upsample(level);
+    CHECK(down.rows() == model().num_vertices(level + 1));
+    CHECK(down.cols() == model().num_vertices(level));
+    CHECK(up.rows() == model().num_vertices(level));
+    CHECK(up.cols() == model().num_vertices(level + 1));
+    check_convex_rows(down);
+    check_convex_rows(up);
+    const Eigen::MatrixXf fine = to_matrix(model().rest_vertices(level));
+    const Eigen::MatrixXf coarse = down * fine;
+    CHECK((coarse - to_matrix(model().rest_vertices(level + 1))).cwiseAbs().maxCoeff() == 0.0f);
+    const Eigen::MatrixXf round_trip = up * coarse;
+    const double mean_error = (round_trip - fine).rowwise().norm().mean();
+    MESSAGE("level " << level << " up(down(V)) mean error " << mean_error * 1000 << " mm");
+    CHECK(mean_error < (level == 0 ? 0.004 : 0.010));
+  }
+}
+
+TEST_CASE("the joint regressor is sparse, convex and reproduces the joints within 5 mm") {
+  const auto& regressor = model().joint_regressor();
+  CHECK(regressor.rows() == kNumJoints);
+  CHECK(regressor.cols() == 6890);
+  CHECK(regressor.nonZeros() < 60 * kNumJoints);
+  check_convex_rows(regressor);
+  const double rest_error = regressor_error(model().pose(ShapeParams{}, model().rest_pose()));
+  CHECK(rest_error < 0.005);
+  metro::Generator rng(2024);  // not the seed the regressor was fitted on
+  double posed_error = 0.0;
+  for (int s = 0; s < 20; ++s) posed_error += regressor_error(model().pose(model().sample_shape(rng), model().sample_pose(rng))) / 20;
+  MESSAGE("regressor mean error: rest " << rest_error * 1000 << " mm, 20 random bodies " << posed_error * 1000 << " mm");
+  CHECK(posed_error < 0.005);
+}
+
+TEST_CASE("posing: the rest pose returns the rest mesh, rotations move the limbs") {
+  const auto rest = model().pose(ShapeParams{}, model().rest_pose());
+  double max_difference = 0.0;
+  for (std::size_t i = 0; i < rest.vertices.size(); ++i)
+    max_difference = std::max<double>(max_difference, (rest.vertices[i] - model().rest_vertices()[i]).norm());
+  CHECK(max_difference < 1e-5);
+  PoseParams bent = model().rest_pose();
+  bent.axis_angle[left_knee] = Vec3(1.5f, 0.0f, 0.0f);  // knee flexion moves the ankle backwards (-z)
+  const auto body = model().pose(ShapeParams{}, bent);
+  CHECK(body.joints[eval_left_ankle].z() < rest.joints[eval_left_ankle].z() - 0.3f);
+  CHECK((body.joints[eval_right_ankle] - rest.joints[eval_right_ankle]).norm() < 1e-6f);
+  PoseParams wrong = model().rest_pose();
+  wrong.axis_angle.pop_back();
+  CHECK_THROWS_AS(model().pose(ShapeParams{}, wrong), metro::ShapeError);
+}
+
+TEST_CASE("shape parameters change stature and girth as documented") {
+  ShapeParams tall, heavy;
+  tall.values[0] = 2.0f;
+  heavy.values[1] = 2.0f;
+  const auto average = model().pose(ShapeParams{}, model().rest_pose());
+  const auto height = [](const PosedBody& b) { return b.joints[eval_head_top].y() - b.joints[eval_left_ankle].y(); };
+  CHECK(height(model().pose(tall, model().rest_pose())) == doctest::Approx(height(average) * 1.10).epsilon(0.01));
+  const auto width = [](const PosedBody& b) {
+    float w = 0.0f;
+    for (const auto& p : b.vertices)
+      if (std::abs(p.y() - 0.2f) < 0.02f && std::abs(p.x()) < 0.25f) w = std::max(w, std::abs(p.x()));
+    return w;
+  };
+  CHECK(width(model().pose(heavy, model().rest_pose())) > 1.1f * width(average));
+  metro::Generator rng(5);
+  for (int s = 0; s < 20; ++s)
+    for (float value : model().sample_shape(rng).values) REQUIRE(std::abs(value) <= 1.8f);
+}
+
+TEST_CASE("sampled poses respect the hinges and mostly keep the arms out of the torso") {
+  metro::Generator rng(11);
+  const Vec3 arm_flexion = detail::left_arm_flexion_axis();
+  int clear = 0, back_views = 0;
+  const int samples = 300;
+  for (int s = 0; s < samples; ++s) {
+    const PoseParams pose = model().sample_pose(rng);
+    REQUIRE(pose.axis_angle.size() == static_cast<std::size_t>(kNumSkeletonJoints));
+    for (int knee : {left_knee, right_knee}) {
+      const Vec3 r = pose.axis_angle[knee];
+      REQUIRE(r.norm() <= detail::degrees_to_radians(150.0f) + 1e-4f);
+      if (r.norm() > 1e-3f) REQUIRE(r.normalized().x() > 0.999f);  // flexes one way about +x only
+    }
+    const Vec3 elbow = pose.axis_angle[left_elbow];
+    REQUIRE(elbow.norm() <= detail::degrees_to_radians(145.0f) + 1e-4f);
+    if (elbow.norm() > 1e-3f) REQUIRE(elbow.normalized().dot(arm_flexion) > 0.999f);
+    const auto body = model().pose(ShapeParams{}, pose);
+    bool arms_clear = true;
+    for (int j : {eval_left_wrist, eval_right_wrist, eval_left_elbow, eval_right_elbow})
+      arms_clear = arms_clear && distance_to_segment(body.joints[j], Vec3::Zero(), body.joints[eval_neck]) > 0.11;
+    clear += arms_clear;
+    const Vec3 facing = rotation_from_axis_angle(pose.axis_angle[pelvis]) * Vec3::UnitZ();
+    back_views += facing.z() < 0.0f;
+  }
+  MESSAGE(clear << " of " << samples << " poses keep wrists and elbows out of the torso; " << back_views << " back views");
+  CHECK(clear > 0.9 * samples);
+  CHECK(back_views > 0.05 * samples);
+  CHECK(back_views < 0.4 * samples);
+}
+
+TEST_CASE("the model is deterministic") {
+  const BodyModel second;
+  CHECK(second.rest_vertices(0) == model().rest_vertices(0));
+  CHECK(second.faces(2) == model().faces(2));
+  CHECK(second.vertex_symmetry() == model().vertex_symmetry());
+  CHECK((second.joint_regressor() - model().joint_regressor()).norm() == 0.0f);
+  metro::Generator a(3), b(3);
+  CHECK(second.pose(second.sample_shape(a), second.sample_pose(a)).vertices ==
+        model().pose(model().sample_shape(b), model().sample_pose(b)).vertices);
+}
+
+TEST_CASE("OBJ and PLY round trips keep vertices and faces") {
+  const auto& v = model().rest_vertices(2);
+  const auto& f = model().faces(2);
+  write_obj(temp_path("coarse.obj"), v, f);
+  const TriangleMesh obj = read_obj(temp_path("coarse.obj"));
+  REQUIRE(obj.vertices.size() == v.size());
+  CHECK(obj.faces == f);
+  for (std::size_t i = 0; i < v.size(); ++i) REQUIRE((obj.vertices[i] - v[i]).norm() < 1e-7f);
+  std::vector<std::array<std::uint8_t, 3>> colors(v.size(), {10, 20, 30});
+  write_ply(temp_path("coarse.ply"), v, f, &colors);
+  const TriangleMesh ply = read_ply(temp_path("coarse.ply"));
+  CHECK(ply.faces == f);
+  REQUIRE(ply.vertices.size() == v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) REQUIRE((ply.vertices[i] - v[i]).norm() < 1e-7f);
+  std::remove(temp_path("coarse.obj").c_str());
+  std::remove(temp_path("coarse.ply").c_str());
+}
+
+TEST_CASE("corrupt mesh files raise FormatError naming the file") {
+  const auto write_text = [](const std::string& name, const std::string& text) {
+    std::ofstream(temp_path(name)) << text;
+    return temp_path(name);
+  };
+  const std::string bad_index = write_text("bad_index.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 4\n");
+  CHECK_THROWS_AS(read_obj(bad_index), metro::FormatError);
+  try {
+    read_obj(bad_index);
+  } catch (const metro::FormatError& e) {
+    CHECK(e.path() == bad_index);
+    CHECK(std::string(e.what()).find("out of range") != std::string::npos);
+  }
+  CHECK_THROWS_AS(read_obj(write_text("bad_number.obj", "v 0 zero 0\n")), metro::FormatError);
+  CHECK_THROWS_AS(read_obj(write_text("short_face.obj", "v 0 0 0\nv 1 0 0\nf 1 2\n")), metro::FormatError);
+  CHECK_THROWS_AS(read_obj(write_text("empty.obj", "# nothing\n")), metro::FormatError);
+  const std::string header = "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+                             "element face 1\nproperty list uchar int vertex_indices\nend_header\n";
+  CHECK_THROWS_AS(read_ply(write_text("truncated.ply", header + "0 0 0\n1 0 0\n")), metro::FormatError);
+  CHECK_THROWS_AS(read_ply(write_text("bad_face.ply", header + "0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n")), metro::FormatError);
+  CHECK_THROWS_AS(read_ply(write_text("binary.ply", "ply\nformat binary_little_endian 1.0\nend_header\n")), metro::FormatError);
+  CHECK_NOTHROW(read_ply(write_text("good.ply", header + "0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")));
+  CHECK_THROWS_AS(read_obj(temp_path("does_not_exist.obj")), metro::IOError);
+  for (const char* name : {"bad_index.obj", "bad_number.obj", "short_face.obj", "empty.obj", "truncated.ply", "bad_face.ply", "binary.ply", "good.ply"})
+    std::remove(temp_path(name).c_str());
+}
