@@ -1,0 +1,156 @@
+// The METRO model: encoder block parity with PyTorch, masked vertex modeling,
+// the network's shapes and gradients, parameter counts of the paper presets.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "metro/model/model.hpp"
+#include "support/parity.hpp"
+
+using namespace metro;
+using namespace metro::model;
+
+namespace {
+
+// A network small enough for double-precision gradient checks.
+MetroConfig tiny_config() {
+  MetroConfig c;
+  c.preset = "tiny";
+  c.image_size = 32;
+  c.backbone = nn::ResNetConfig{nn::BlockType::basic, {1, 1}, 4, 3};  // grid 4x4 of 8 channels
+  c.num_joints = 3;
+  c.num_coarse_vertices = 5;
+  c.upsample_sizes = {9, 17};
+  c.blocks = reducing_blocks(3 + c.feature_channels(), {8, 8, 4}, {6, 4, 3}, 1, 2, {12, 12, 8});
+  c.camera_hidden = 4;
+  c.dropout = 0;
+  return c;
+}
+
+std::int64_t count(const std::vector<std::pair<std::string, std::int64_t>>& report, const std::string& component) {
+  for (const auto& [name, n] : report)
+    if (name == component) return n;
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("parity: encoder_block (img_embedding + positions + BERT layers + cls_head + residual)") {
+  MetroEncoderBlock<float> block({19, 16, 7, 2, 4, 24}, 512, 0.0);
+  block.eval();
+  const double worst = testing::check_parity("encoder_block", block, [&](const TensorF& x) { return block.forward(x); });
+  CHECK(worst < 1e-4);
+}
+
+TEST_CASE("masked vertex modeling masks floor(U * ratio * count) tokens per group") {
+  Generator gen(3);
+  const std::int64_t batch = 64, joints = 14, vertices = 431;
+  const TensorF keep = sample_token_keep_mask<float>(batch, joints, vertices, 0.3, gen);
+  CHECK(keep.shape() == Shape{batch, joints + vertices, 1});
+  const auto k = keep.to_vector();
+  double mean_masked_vertices = 0;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    std::int64_t masked_joints = 0, masked_vertices = 0;
+    for (std::int64_t t = 0; t < joints + vertices; ++t)
+      (t < joints ? masked_joints : masked_vertices) += k[static_cast<std::size_t>(b * (joints + vertices) + t)] == 0.f;
+    CHECK(masked_joints <= 4);     // floor(0.3 * 14) = 4 at most
+    CHECK(masked_vertices <= 129);  // floor(0.3 * 431)
+    mean_masked_vertices += static_cast<double>(masked_vertices) / batch;
+  }
+  CHECK(mean_masked_vertices == doctest::Approx(0.15 * 431).epsilon(0.25));  // E[floor(U * 129.3)]
+  CHECK(mean(sample_token_keep_mask<float>(4, 14, 431, 0.0, gen)).item() == 1.f);
+  // masked rows become the constant, kept rows are unchanged
+  const TensorF tokens = ones<float>({1, 3, 2}) * 5.f;
+  const TensorF masked = apply_token_mask(tokens, tensor<float>({1, 0, 1}).reshape({1, 3, 1}), 0.01f);
+  CHECK(masked.to_vector() == std::vector<float>{5, 5, 0.01f, 0.01f, 5, 5});
+}
+
+TEST_CASE("MetroNetwork: shapes, masking only in training, gradients reach every parameter") {
+  Generator gen(1);
+  MetroNetwork<float> net(tiny_config(), gen);
+  net.set_template(randn<float>({3, 3}, gen), randn<float>({5, 3}, gen));
+  const TensorF images = randn<float>({2, 3, 32, 32}, gen);
+  const MetroOutput<float> out = net.forward(images);
+  CHECK(out.camera.shape() == Shape{2, 3});
+  CHECK(out.joints.shape() == Shape{2, 3, 3});
+  CHECK(out.coarse_vertices.shape() == Shape{2, 5, 3});
+  CHECK(out.mid_vertices.shape() == Shape{2, 9, 3});
+  CHECK(out.full_vertices.shape() == Shape{2, 17, 3});
+  sum(out.full_vertices).backward();
+  for (const auto& [name, p] : net.named_parameters()) {
+    INFO(name);
+    if (name.starts_with("cam_param")) continue;  // the camera does not feed the vertices
+    CHECK(p.grad().defined());
+  }
+  // eval: deterministic, no masking; an explicit all-masked keep mask changes the result in training
+  net.eval();
+  const TensorF a = net.forward(images).full_vertices, b = net.forward(images).full_vertices;
+  CHECK(a.to_vector() == b.to_vector());
+  net.train();
+  const TensorF masked = net.forward(images, zeros<float>({2, 8, 1})).full_vertices;
+  CHECK(masked.to_vector() != a.to_vector());
+  clear_tape();
+}
+
+TEST_CASE("MetroNetwork: input errors name the expected shape") {
+  MetroNetwork<float> net(tiny_config());
+  CHECK_THROWS_WITH_AS(net.forward(zeros<float>({1, 3, 16, 16})), "MetroNetwork: expected images (B, 3, 32, 32), got (1, 3, 16, 16)", ShapeError);
+  MetroConfig broken = tiny_config();
+  broken.blocks.back().out = 4;
+  CHECK_THROWS_AS(MetroNetwork<float>{broken}, ValueError);
+}
+
+TEST_CASE("MetroNetwork: gradcheck in double through backbone, tokens, encoder, camera and upsampling") {
+  Generator gen(2);
+  MetroConfig config = tiny_config();
+  config.mvm_ratio = 0;
+  MetroNetwork<double> net(config, gen);
+  net.eval();  // BatchNorm with running statistics: smooth in the input
+  net.set_template(randn<double>({3, 3}, gen), randn<double>({5, 3}, gen));
+  const auto result = gradcheck(
+      [&](const std::vector<TensorD>& v) {
+        const auto out = net.forward(v[0]);
+        return cat<double, cpu>({out.full_vertices.flatten(1), out.camera, out.joints.flatten(1)}, 1);
+      },
+      {randn<double>({1, 3, 32, 32}, gen)}, 1e-6, 1e-6, 1e-4);
+  INFO(result.report);
+  CHECK(result.passed);
+}
+
+TEST_CASE("config survives a JSON round trip") {
+  const MetroConfig c = paper_hand();
+  const MetroConfig back = config_from_json(io::json::parse(to_json(c).dump(), "config"));
+  CHECK(to_json(back).dump() == to_json(c).dump());
+  CHECK(back.upsample_sizes == std::vector<std::int64_t>{778});
+  CHECK(back.token_mode == TokenMode::global);
+}
+
+TEST_CASE("paper_body: parameter counts of the official code, and a forward on one 224x224 image") {
+  Generator gen(7);
+  MetroNetwork<float> net(paper_body(), gen);
+  const auto report = parameter_report(net);
+  for (const auto& [name, n] : report) MESSAGE(name << ": " << n);
+  CHECK(count(report, "encoder block 1") == 46'193'152);
+  CHECK(count(report, "encoder block 2") == 7'722'496);
+  CHECK(count(report, "encoder block 3") == 3'507'590);
+  CHECK(count(report, "encoder block 1") + count(report, "encoder block 2") + count(report, "encoder block 3") == 57'423'238);
+  CHECK(count(report, "backbone") == 23'508'032);
+  CHECK(count(report, "image tokens") + count(report, "camera") + count(report, "upsampling") == 12'753'703);
+  CHECK(count(report, "total") == 93'684'973);
+  net.eval();
+  NoGradGuard no_grad;
+  const auto out = net.forward(randn<float>({1, 3, 224, 224}, gen));
+  CHECK(out.joints.shape() == Shape{1, 14, 3});
+  CHECK(out.coarse_vertices.shape() == Shape{1, 431, 3});
+  CHECK(out.mid_vertices.shape() == Shape{1, 1723, 3});
+  CHECK(out.full_vertices.shape() == Shape{1, 6890, 3});
+  CHECK(out.camera.shape() == Shape{1, 3});
+}
+
+TEST_CASE("paper_hand: 21 + 195 tokens, pooled features, upsampling to 778") {
+  Generator gen(8);
+  MetroNetwork<float> net(paper_hand(), gen);
+  const auto report = parameter_report(net);
+  CHECK(count(report, "image tokens") == -1);  // global mode has no token Conv1d
+  CHECK(count(report, "camera") == 4 + (216 * 150 + 150) + (150 * 3 + 3));
+  CHECK(count(report, "upsampling") == 195 * 778 + 778);
+}
