@@ -171,7 +171,9 @@ Tensor<T, D> conv2d(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Ten
       //   gweight_g += gy @ col^T;   gcol = weight_g^T @ gy;   gx += col2im(gcol)
       const Tensor<T, D> gy = contiguous(g);
       const std::int64_t group_in = in_c / groups, group_out = out_c / groups;
-      Tensor<T, D> gx = zeros<T, D>(x.shape()), gw = zeros<T, D>(weight.shape());
+      // Only the gradients that are needed (a backbone's image input needs none).
+      Tensor<T, D> gx = x.requires_grad() ? zeros<T, D>(x.shape()) : Tensor<T, D>();
+      Tensor<T, D> gw = weight.requires_grad() ? zeros<T, D>(weight.shape()) : Tensor<T, D>();
       std::vector<T> col(static_cast<std::size_t>(rows * chunk * plane)), gy_rows(static_cast<std::size_t>(group_out * chunk * plane));
       for (std::int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const std::int64_t samples = std::min(chunk, batch - n0);
@@ -191,8 +193,8 @@ Tensor<T, D> conv2d(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Ten
           }
         }
       }
-      autograd::accumulate_grad(x, gx);
-      autograd::accumulate_grad(weight, gw);
+      if (x.requires_grad()) autograd::accumulate_grad(x, gx);
+      if (weight.requires_grad()) autograd::accumulate_grad(weight, gw);
       if (bias.requires_grad()) autograd::accumulate_grad(bias, sum(gy, {0, 2, 3}));
     });
   return y;
