@@ -154,3 +154,34 @@ TEST_CASE("paper_hand: 21 + 195 tokens, pooled features, upsampling to 778") {
   CHECK(count(report, "camera") == 4 + (216 * 150 + 150) + (150 * 3 + 3));
   CHECK(count(report, "upsampling") == 195 * 778 + 778);
 }
+
+TEST_CASE("checkpoint: round trip of weights and optimizer state, and clear errors") {
+  Generator gen(9);
+  const MetroConfig config = tiny_config();
+  MetroNetwork<float> net(config, gen);
+  nn::Adam<float> adam(net.parameters(), {.lr = 1e-3});
+  sum(net.forward(randn<float>({2, 3, 32, 32}, gen)).full_vertices).backward();
+  adam.step();
+  const std::string path = "/tmp/metro_test_checkpoint.safetensors";
+  save_checkpoint(path, net, &adam, {{"step", "1"}});
+
+  Generator other(10);
+  MetroNetwork<float> restored(config, other);
+  nn::Adam<float> restored_adam(restored.parameters(), {.lr = 1e-3});
+  load_checkpoint(path, restored, &restored_adam);
+  for (const auto& [name, t] : net.state_dict()) CHECK(restored.state_dict().at(name).to_vector() == t.to_vector());
+  CHECK(restored_adam.state().step == 1);
+  CHECK(io::load_safetensors(path).metadata.at("step") == "1");
+
+  MetroConfig different = config;
+  different.camera_hidden = 5;
+  MetroNetwork<float> mismatched(different, other);
+  CHECK_THROWS_AS(load_checkpoint(path, mismatched), FormatError);
+  std::string message;
+  try {
+    load_checkpoint(METRO_TEST_DATA_DIR "/bad/ckpt_offsets_past_end.safetensors", restored);
+  } catch (const FormatError& e) {
+    message = e.what();
+  }
+  CHECK(message.find("ckpt_offsets_past_end.safetensors") != std::string::npos);
+}

@@ -4,3 +4,4 @@
 #include "metro/model/encoder_block.hpp"
 #include "metro/model/masking.hpp"
 #include "metro/model/metro_network.hpp"
+#include "metro/model/checkpoint.hpp"
