@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <string>
 
@@ -319,4 +320,22 @@ TEST_CASE("check_layer catches a wrong gradient, an overwriting backward and an 
   const CheckLayerResult dropout_result = check_layer(drop, x);  // not told that dropout differs
   CHECK_FALSE(dropout_result.passed);
   CHECK(dropout_result.train_eval_differ);
+}
+
+TEST_CASE("save_state_dict / load_state_dict round trip through safetensors") {
+  Generator gen(15);
+  ResidualBlock<float> block(BlockType::basic, 4, 8, 2, gen);
+  block.train();
+  block(randn<float>({2, 4, 6, 6}, gen));  // moves the running stats away from their init
+  const std::string path = "nn_state_roundtrip.safetensors";
+  save_state_dict(block, path);
+  ResidualBlock<float> copy(BlockType::basic, 4, 8, 2, gen);
+  load_state_dict(copy, path);
+  const auto expected = block.state_dict();
+  const auto loaded = copy.state_dict();
+  REQUIRE(loaded.size() == expected.size());
+  for (const auto& [name, t] : expected) CHECK_MESSAGE(loaded.at(name).to_vector() == t.to_vector(), name);
+  ResidualBlock<float> other_shape(BlockType::basic, 4, 16, 2, gen);
+  CHECK_THROWS_AS(load_state_dict(other_shape, path), ShapeError);
+  std::remove(path.c_str());
 }

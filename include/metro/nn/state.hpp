@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "metro/io/safetensors.hpp"
+#include "metro/nn/module.hpp"
 #include "metro/tensor.hpp"
 
 namespace metro::nn {
@@ -35,6 +36,20 @@ std::map<std::string, Tensor<T, D>> tensors_with_prefix(const io::SafeTensorsFil
   for (const auto& [name, record] : file.tensors)
     if (name.starts_with(prefix)) out.emplace(name.substr(prefix.size()), tensor_from_record<T, D>(record, name));
   return out;
+}
+
+// Writes the module's state_dict (parameters and buffers) as a safetensors file (atomically).
+template <class T, class D>
+void save_state_dict(const Module<T, D>& module, const std::string& path) {
+  io::SafeTensorsFile file;
+  for (const auto& [name, t] : module.state_dict()) file.tensors.emplace(name, record_from_tensor(t));
+  io::save_safetensors(path, file);
+}
+
+// Loads a safetensors file written by save_state_dict (strict: see Module::load_state_dict).
+template <class T, class D>
+void load_state_dict(Module<T, D>& module, const std::string& path, bool strict = true) {
+  module.load_state_dict(tensors_with_prefix<T, D>(io::load_safetensors(path), ""), strict);
 }
 
 }  // namespace metro::nn
