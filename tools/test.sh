@@ -22,6 +22,14 @@ cmake --build build -j"$jobs"
 echo "== Tests (Release)"
 OMP_NUM_THREADS=2 ctest --test-dir build --output-on-failure
 
+echo "== Installed package, used by a separate project (tests/consumer)"
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install build --prefix "$prefix" >/dev/null
+cmake -S tests/consumer -B build-consumer -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-consumer -j"$jobs" >/dev/null
+build-consumer/consumer
+
 if [ "$fast" -eq 0 ]; then
   echo "== Tests under -fsanitize=address,undefined"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETRO_SANITIZE=ON -DMETRO_BUILD_TESTS=ON \

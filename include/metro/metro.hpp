@@ -1,3 +1,14 @@
 #pragma once
-// Umbrella header: everything in the library.
+// Umbrella header: everything in the library. Include the area headers instead
+// (metro/tensor.hpp, metro/nn/nn.hpp, metro/model/model.hpp...) to compile less.
 #include "metro/tensor.hpp"
+#include "metro/nn/nn.hpp"
+#include "metro/nn/losses.hpp"
+#include "metro/nn/optim.hpp"
+#include "metro/nn/schedule.hpp"
+#include "metro/model/model.hpp"
+#include "metro/eval/metrics.hpp"
+#include "metro/io/cli.hpp"
+#include "metro/body/body_model.hpp"
+#include "metro/render/rasterizer.hpp"
+#include "metro/data/loader.hpp"
