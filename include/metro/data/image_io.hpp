@@ -99,6 +99,9 @@ inline Image read_image(const std::string& path, int channels = 3) {
 // are a bit larger). It is a global of stb_image_write: set it before starting
 // threads that write PNGs.
 inline void set_png_compression_level(int level) { stbi_write_png_compression_level = level; }
+// PNG row filter: -1 tries all five per row (stb default); 0 (none) is about
+// 1.5x faster and, on the synthetic images, also smaller. Same caveat as above.
+inline void set_png_filter(int filter) { stbi_write_force_png_filter = filter; }
 
 // Encodes an image (1..4 channels) as PNG bytes.
 inline std::vector<std::uint8_t> encode_png(const Image& image) {

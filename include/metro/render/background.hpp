@@ -21,6 +21,16 @@ inline Color mix(Color a, Color b, float t) noexcept {
   return {a.r + (b.r - a.r) * t, a.g + (b.g - a.g) * t, a.b + (b.b - a.b) * t};
 }
 
+// A random hue at a brightness in [min_value, max_value] and a random saturation
+// in [0.15, 0.85] (less garish than random_color: clothes, walls).
+inline Color random_tinted_color(Generator& rng, float min_value, float max_value) {
+  const Color hue = random_color(rng);
+  const float value = rng.uniform(min_value, max_value), saturation = rng.uniform(0.15f, 0.85f);
+  const float peak = std::max({hue.r, hue.g, hue.b, 1e-3f});
+  const auto channel = [&](float h) { return value * (1 - saturation + saturation * h / peak); };
+  return {channel(hue.r), channel(hue.g), channel(hue.b)};
+}
+
 // Fills every pixel with pattern(x, y) -> t in [0, 1], colored between a and b.
 template <class Pattern>
 void fill_two_tone(Image& image, Color a, Color b, Pattern pattern) {
@@ -68,7 +78,7 @@ enum class BackgroundKind { gradient, noise, stripes, checker, count };
 inline Image random_background(Generator& rng, int width, int height) {
   Image image(width, height, 3);
   const auto kind = static_cast<BackgroundKind>(rng.randint(0, static_cast<int>(BackgroundKind::count)));
-  const Color a = random_color(rng), b = random_color(rng);
+  const Color a = random_tinted_color(rng, 0.1f, 1.0f), b = random_tinted_color(rng, 0.1f, 1.0f);
   const float side = static_cast<float>(std::max(width, height));
   const Direction direction = random_direction(rng);
   switch (kind) {

@@ -47,7 +47,9 @@ inline float edge(const Eigen::Vector2f& a, const Eigen::Vector2f& b, const Eige
   return (b.x() - a.x()) * (p.y() - a.y()) - (b.y() - a.y()) * (p.x() - a.x());
 }
 
-// Rasterizes one triangle given its screen positions and camera depths.
+// Rasterizes one triangle given its screen positions and camera depths. The
+// three edge functions are affine in the pixel position, so they are stepped
+// incrementally along each row.
 inline void rasterize_triangle(VisibilityBuffer& buffer, int face_index, const Eigen::Vector2f (&screen)[3],
                                const float (&depth)[3]) {
   const float area = edge(screen[0], screen[1], screen[2]);
@@ -56,35 +58,48 @@ inline void rasterize_triangle(VisibilityBuffer& buffer, int face_index, const E
   const float max_x = std::max({screen[0].x(), screen[1].x(), screen[2].x()});
   const float min_y = std::min({screen[0].y(), screen[1].y(), screen[2].y()});
   const float max_y = std::max({screen[0].y(), screen[1].y(), screen[2].y()});
+  if (max_x < 0 || max_y < 0) return;
   // Clamp in float first: a vertex near the camera can project very far away.
   const auto clamp_to = [](float value, int limit) { return static_cast<int>(std::clamp(value, 0.0f, static_cast<float>(limit))); };
   const int x0 = clamp_to(std::floor(min_x), buffer.width - 1), x1 = clamp_to(max_x, buffer.width - 1);
   const int y0 = clamp_to(std::floor(min_y), buffer.height - 1), y1 = clamp_to(max_y, buffer.height - 1);
-  if (max_x < 0 || max_y < 0) return;
-  const Eigen::Vector3f inverse_depth(1 / depth[0], 1 / depth[1], 1 / depth[2]);
+  // Weight k (of vertex k) = edge(opposite edge, p) / area = step_x[k] * x + step_y[k] * y + offset[k].
+  float step_x[3], step_y[3], offset[3], inverse_depth[3];
+  for (int k = 0; k < 3; ++k) {
+    const Eigen::Vector2f& a = screen[(k + 1) % 3];
+    const Eigen::Vector2f& b = screen[(k + 2) % 3];
+    step_x[k] = -(b.y() - a.y()) / area, step_y[k] = (b.x() - a.x()) / area;
+    offset[k] = ((b.y() - a.y()) * a.x() - (b.x() - a.x()) * a.y()) / area;
+    inverse_depth[k] = 1 / depth[k];
+  }
   for (int y = y0; y <= y1; ++y) {
-    for (int x = x0; x <= x1; ++x) {
-      const Eigen::Vector2f p(static_cast<float>(x) + 0.5f, static_cast<float>(y) + 0.5f);
-      // Screen-space barycentrics; inside when all have the sign of the area.
-      const Eigen::Vector3f screen_weights =
-          Eigen::Vector3f(edge(screen[1], screen[2], p), edge(screen[2], screen[0], p), edge(screen[0], screen[1], p)) / area;
-      if (screen_weights.minCoeff() < 0) continue;
+    const float py = static_cast<float>(y) + 0.5f, px = static_cast<float>(x0) + 0.5f;
+    float w[3];
+    for (int k = 0; k < 3; ++k) w[k] = step_x[k] * px + step_y[k] * py + offset[k];
+    for (int x = x0; x <= x1; ++x, w[0] += step_x[0], w[1] += step_x[1], w[2] += step_x[2]) {
+      if (w[0] < 0 || w[1] < 0 || w[2] < 0) continue;
       // Perspective-correct: 1/z is linear in screen space.
-      const Eigen::Vector3f weighted = screen_weights.cwiseProduct(inverse_depth);
-      const float z = 1 / weighted.sum();
+      const float q0 = w[0] * inverse_depth[0], q1 = w[1] * inverse_depth[1], q2 = w[2] * inverse_depth[2];
+      const float z = 1 / (q0 + q1 + q2);
       const std::size_t i = buffer.index(x, y);
       if (z >= buffer.depth[i]) continue;
       buffer.depth[i] = z;
       buffer.face[i] = face_index;
-      buffer.barycentric[i] = weighted * z;
+      buffer.barycentric[i] = Eigen::Vector3f(q0 * z, q1 * z, q2 * z);
     }
   }
 }
 
 }  // namespace detail
 
+// Which faces to draw. A face wound counter-clockwise seen from outside (the
+// body model's convention) has a negative screen area when it faces the camera
+// (y down); culling the others halves the work on a closed mesh.
+enum class Faces { both, front_only };
+
 // Rasterizes `mesh` seen by `camera` into a width x height visibility buffer.
-inline VisibilityBuffer rasterize(const MeshView& mesh, const Camera& camera, int width, int height) {
+inline VisibilityBuffer rasterize(const MeshView& mesh, const Camera& camera, int width, int height,
+                                  Faces faces = Faces::both) {
   VisibilityBuffer buffer(width, height);
   std::vector<Eigen::Vector2f> screen(mesh.vertices.size());
   for (std::size_t v = 0; v < mesh.vertices.size(); ++v) {
@@ -95,6 +110,7 @@ inline VisibilityBuffer rasterize(const MeshView& mesh, const Camera& camera, in
     const float depth[3] = {mesh.vertices[face[0]].z(), mesh.vertices[face[1]].z(), mesh.vertices[face[2]].z()};
     if (std::min({depth[0], depth[1], depth[2]}) <= kNearPlane) continue;
     const Eigen::Vector2f corners[3] = {screen[face[0]], screen[face[1]], screen[face[2]]};
+    if (faces == Faces::front_only && detail::edge(corners[0], corners[1], corners[2]) >= 0) continue;
     detail::rasterize_triangle(buffer, static_cast<int>(f), corners, depth);
   }
   return buffer;
@@ -176,9 +192,10 @@ inline void composite(Image& image, const ShadedPixels& shaded, int factor, floa
 // per pixel; `opacity` < 1 blends semi-transparently (result overlays).
 // Returns the supersampled visibility buffer.
 inline VisibilityBuffer render_over(Image& image, const MeshView& mesh, std::span<const Color> vertex_colors,
-                                    const Camera& camera, const Lighting& light, int supersample = 2, float opacity = 1.0f) {
+                                    const Camera& camera, const Lighting& light, int supersample = 2, float opacity = 1.0f,
+                                    Faces faces = Faces::both) {
   const int k = std::max(1, supersample);
-  VisibilityBuffer buffer = rasterize(mesh, camera.scaled(static_cast<float>(k)), image.width * k, image.height * k);
+  VisibilityBuffer buffer = rasterize(mesh, camera.scaled(static_cast<float>(k)), image.width * k, image.height * k, faces);
   composite(image, shade(buffer, mesh, vertex_colors, light), k, opacity);
   return buffer;
 }
