@@ -51,6 +51,8 @@ int run(int argc, char** argv) {
   std::cout << "wrote " << count << " samples to " << out << " in " << seconds << " s (" << count / seconds
             << " samples/s)\n";
   if (!sheet.empty()) {
+    metro::data::set_png_compression_level(9);  // one file: favour size
+    metro::data::set_png_filter(-1);
     metro::data::write_png(sheet, metro::render::contact_sheet(first_images, 8, 64));
     std::cout << "contact sheet: " << sheet << "\n";
   }
