@@ -339,3 +339,17 @@ TEST_CASE("save_state_dict / load_state_dict round trip through safetensors") {
   CHECK_THROWS_AS(load_state_dict(other_shape, path), ShapeError);
   std::remove(path.c_str());
 }
+
+TEST_CASE("check_layer: pointwise and chunked convolutions") {
+  Generator gen(16);
+  // 1x1 stride 1: the direct path (no im2col), with groups and bias.
+  Conv2d<double> pointwise({.in_channels = 4, .out_channels = 6, .kernel_size = 1, .groups = 2}, gen);
+  require_layer("Conv2d 1x1", pointwise, randn<double>({3, 4, 3, 5}, gen));
+  // Large enough that a chunk holds fewer samples than the batch (im2col buffer budget).
+  Conv2d<float> big({.in_channels = 64, .out_channels = 2, .kernel_size = 3, .padding = 1}, gen);
+  const TensorF x = randn<float>({3, 64, 52, 52}, gen);  // 576 x 2704 per sample: chunks of 2 and 1
+  NoGradGuard no_grad;
+  const TensorF y = big(x);
+  for (std::int64_t n = 0; n < 3; ++n)
+    CHECK(relative_error(select(y, 0, n), as_double(big(narrow(x, 0, n, 1)).select(0, 0))) < 1e-6);
+}

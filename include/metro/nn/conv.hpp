@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <array>
 #include <memory>
-#include <vector>
 
 #include "metro/nn/init.hpp"
 #include "metro/nn/module.hpp"
@@ -147,49 +146,63 @@ Tensor<T, D> conv2d(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Ten
   if (out_h <= 0 || out_w <= 0) throw ShapeError("conv2d: input " + x.shape().str() + " is smaller than the kernel");
   const std::int64_t group_in = in_c / groups, group_out = out_c / groups, plane = out_h * out_w;
   const std::int64_t rows = group_in * window.kernel[0] * window.kernel[1];  // GEMM inner size
-  const std::int64_t chunk = detail::chunk_samples(batch, rows, plane);
+  // A pointwise conv (1x1, stride 1, no padding) runs one sample at a time on the
+  // input planes themselves (no im2col); a one-sample chunk multiplies straight into y.
+  const bool pointwise = rows == group_in && window.stride == std::array<std::int64_t, 2>{1, 1} &&
+                         window.padding == std::array<std::int64_t, 2>{0, 0};
+  const std::int64_t chunk = pointwise ? 1 : detail::chunk_samples(batch, rows, plane);
   const Tensor<T, D> input = contiguous(x.detach()), w = contiguous(weight.detach());
   Tensor<T, D> y = empty<T, D>({batch, out_c, out_h, out_w});
-  std::vector<T> col(static_cast<std::size_t>(rows * chunk * plane)), product(static_cast<std::size_t>(group_out * chunk * plane));
-  using K = backend::Kernels<D>;
+  Tensor<T, D> col = empty<T, D>({pointwise ? 0 : rows * chunk * plane});
+  Tensor<T, D> product = empty<T, D>({chunk > 1 ? group_out * chunk * plane : 0});
   for (std::int64_t n0 = 0; n0 < batch; n0 += chunk) {
     const std::int64_t samples = std::min(chunk, batch - n0);
     for (std::int64_t g = 0; g < groups; ++g) {
       // (Og, rows) @ (rows, samples * HoWo) -> (Og, samples * HoWo) -> y[n0.., g * Og..]
-      detail::im2col(input.data() + (n0 * in_c + g * group_in) * height * width, in_c * height * width, samples, group_in,
-                     height, width, window, out_h, out_w, col.data());
-      K::gemm(detail::row_major<T, D>(w.data() + g * group_out * rows, group_out, rows),
-              detail::row_major<T, D>(col.data(), rows, samples * plane), product.data(), samples * plane, false);
-      detail::scatter_rows(product.data(), y.data() + (n0 * out_c + g * group_out) * plane, samples, group_out, out_c, plane);
+      const T* x_group = input.data() + (n0 * in_c + g * group_in) * height * width;
+      if (!pointwise) detail::im2col(x_group, in_c * height * width, samples, group_in, height, width, window, out_h, out_w, col.data());
+      T* y_group = y.data() + (n0 * out_c + g * group_out) * plane;
+      backend::Kernels<D>::gemm(detail::row_major<T, D>(w.data() + g * group_out * rows, group_out, rows),
+                                detail::row_major<T, D>(pointwise ? x_group : col.data(), rows, samples * plane),
+                                samples == 1 ? y_group : product.data(), samples * plane, false);
+      if (samples > 1) detail::scatter_rows(product.data(), y_group, samples, group_out, out_c, plane);
     }
   }
   if (bias.defined()) update_(y, reshape(bias.detach(), {out_c, 1, 1}), [](T v, T b) { return v + b; });
   if (autograd::needs_grad(x, weight, bias))
     autograd::record(y, [x, weight, bias, input, w, window, groups, batch, in_c, height, width, out_c, plane, rows, chunk,
-                         out_h, out_w](const Tensor<T, D>& g) {
+                         out_h, out_w, pointwise](const Tensor<T, D>& g) {
       // Per chunk and group, with col = im2col(x) and gy in (Og, samples * HoWo):
       //   gweight_g += gy @ col^T;   gcol = weight_g^T @ gy;   gx += col2im(gcol)
+      // (pointwise: col is the input itself and gcol is gx's block).
       const Tensor<T, D> gy = contiguous(g);
       const std::int64_t group_in = in_c / groups, group_out = out_c / groups;
       // Only the gradients that are needed (a backbone's image input needs none).
       Tensor<T, D> gx = x.requires_grad() ? zeros<T, D>(x.shape()) : Tensor<T, D>();
       Tensor<T, D> gw = weight.requires_grad() ? zeros<T, D>(weight.shape()) : Tensor<T, D>();
-      std::vector<T> col(static_cast<std::size_t>(rows * chunk * plane)), gy_rows(static_cast<std::size_t>(group_out * chunk * plane));
+      Tensor<T, D> col = empty<T, D>({pointwise ? 0 : rows * chunk * plane});
+      Tensor<T, D> gy_rows = empty<T, D>({chunk > 1 ? group_out * chunk * plane : 0});
       for (std::int64_t n0 = 0; n0 < batch; n0 += chunk) {
         const std::int64_t samples = std::min(chunk, batch - n0);
         for (std::int64_t gi = 0; gi < groups; ++gi) {
           const std::int64_t x_offset = (n0 * in_c + gi * group_in) * height * width, sample_stride = in_c * height * width;
-          detail::gather_rows(gy.data() + (n0 * out_c + gi * group_out) * plane, gy_rows.data(), samples, group_out, out_c, plane);
-          const auto gy_view = detail::row_major<T, D>(gy_rows.data(), group_out, samples * plane);
+          const T* gy_group = gy.data() + (n0 * out_c + gi * group_out) * plane;
+          if (samples > 1) detail::gather_rows(gy_group, gy_rows.data(), samples, group_out, out_c, plane);
+          const auto gy_view = detail::row_major<T, D>(samples > 1 ? gy_rows.data() : gy_group, group_out, samples * plane);
           if (weight.requires_grad()) {
-            detail::im2col(input.data() + x_offset, sample_stride, samples, group_in, height, width, window, out_h, out_w, col.data());
-            backend::Kernels<D>::gemm(gy_view, detail::transposed<T, D>(col.data(), rows, samples * plane),
+            if (!pointwise)
+              detail::im2col(input.data() + x_offset, sample_stride, samples, group_in, height, width, window, out_h, out_w, col.data());
+            backend::Kernels<D>::gemm(gy_view, detail::transposed<T, D>(pointwise ? input.data() + x_offset : col.data(), rows, samples * plane),
                                       gw.data() + gi * group_out * rows, rows, true);
           }
           if (x.requires_grad()) {
-            backend::Kernels<D>::gemm(detail::transposed<T, D>(w.data() + gi * group_out * rows, group_out, rows), gy_view,
-                                      col.data(), samples * plane, false);
-            detail::col2im(col.data(), sample_stride, samples, group_in, height, width, window, out_h, out_w, gx.data() + x_offset);
+            const auto weight_t = detail::transposed<T, D>(w.data() + gi * group_out * rows, group_out, rows);
+            if (pointwise) {
+              backend::Kernels<D>::gemm(weight_t, gy_view, gx.data() + x_offset, plane, true);
+            } else {
+              backend::Kernels<D>::gemm(weight_t, gy_view, col.data(), samples * plane, false);
+              detail::col2im(col.data(), sample_stride, samples, group_in, height, width, window, out_h, out_w, gx.data() + x_offset);
+            }
           }
         }
       }
