@@ -1,0 +1,138 @@
+#pragma once
+// From the body model and a data::Batch to what the network and metro_loss take:
+//   - the template (rest joints + coarse vertices in the camera orientation,
+//     centred on the pelvis), as the official code uses the zero-pose SMPL
+//     mesh rotated by pi about x (paper Sec. 3.1);
+//   - the targets at three mesh resolutions: full from the labels, mid and
+//     coarse by the body's downsampling matrices (Sec. 3.4, official training);
+//   - the joint regressor as a dense (J, V_full) tensor for regress_joints.
+#include <string>
+#include <vector>
+
+#include "metro/body/body_model.hpp"
+#include "metro/data/loader.hpp"
+#include "metro/model/model.hpp"
+#include "metro/nn/losses.hpp"
+#include "metro/tensor.hpp"
+
+namespace metro::train {
+
+using RowPoints = Eigen::Matrix<float, Eigen::Dynamic, 3, Eigen::RowMajor>;  // (N, 3)
+
+// Body-frame points (y up, facing +z) -> camera orientation (y down, z forward).
+inline RowPoints to_camera_orientation(const std::vector<Eigen::Vector3f>& points) {
+  RowPoints out(static_cast<Eigen::Index>(points.size()), 3);
+  for (std::size_t i = 0; i < points.size(); ++i) out.row(static_cast<Eigen::Index>(i)) << points[i].x(), -points[i].y(), -points[i].z();
+  return out;
+}
+
+inline Tensor<float> tensor_from_points(const RowPoints& points) {
+  return from_vector<float>(std::vector<float>(points.data(), points.data() + points.size()), {points.rows(), 3});
+}
+
+// What training needs from the body model, as tensors and sparse matrices.
+struct MeshHierarchy {
+  body::SparseRowMatrix full_to_mid, mid_to_coarse;  // (V_mid, V_full), (V_coarse, V_mid)
+  Tensor<float> regressor;                           // (J, V_full), dense
+  Tensor<float> template_joints, template_vertices;  // (J, 3), (V_coarse, 3), pelvis at the origin
+
+  explicit MeshHierarchy(const body::BodyModel& body = body::BodyModel::get())
+      : full_to_mid(body.downsample(0)), mid_to_coarse(body.downsample(1)) {
+    const Eigen::MatrixXf dense = Eigen::MatrixXf(body.joint_regressor());
+    std::vector<float> values(static_cast<std::size_t>(dense.size()));
+    Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(values.data(), dense.rows(), dense.cols()) = dense;
+    regressor = from_vector<float>(values, {dense.rows(), dense.cols()});
+    const RowPoints joints = to_camera_orientation(body.rest_joints());
+    const Eigen::RowVector3f pelvis = 0.5f * (joints.row(nn::kRightHip) + joints.row(nn::kLeftHip));
+    template_joints = tensor_from_points(joints.rowwise() - pelvis);
+    template_vertices = tensor_from_points(to_camera_orientation(body.rest_vertices(2)).rowwise() - pelvis);
+  }
+
+  std::int64_t full_vertices() const { return full_to_mid.cols(); }
+  std::int64_t mid_vertices() const { return full_to_mid.rows(); }
+  std::int64_t coarse_vertices() const { return mid_to_coarse.rows(); }
+};
+
+// The `small` preset sized for this body (coarse tokens, mid and full upsampling).
+inline model::MetroConfig small_config(const MeshHierarchy& mesh, std::int64_t image_size) {
+  return model::small(mesh.coarse_vertices(), {mesh.mid_vertices(), mesh.full_vertices()}, image_size);
+}
+
+// A config by preset name; the paper presets keep their own template sizes.
+inline model::MetroConfig preset_config(const std::string& name, const MeshHierarchy& mesh, std::int64_t image_size) {
+  if (name == "small") return small_config(mesh, image_size);
+  if (name == "paper_body") return model::paper_body();
+  throw UsageError("--preset: unknown preset \"" + name + "\" (small, paper_body)");
+}
+
+// Checks that the network was built for this mesh hierarchy.
+inline void check_network_matches(const model::MetroConfig& c, const MeshHierarchy& mesh) {
+  const bool ok = c.num_joints == mesh.template_joints.shape()[0] && c.num_coarse_vertices == mesh.coarse_vertices() &&
+                  c.upsample_sizes == std::vector<std::int64_t>{mesh.mid_vertices(), mesh.full_vertices()};
+  if (!ok)
+    throw ValueError("the network's template sizes (" + std::to_string(c.num_joints) + " joints, " + std::to_string(c.num_coarse_vertices) +
+                     " coarse vertices, two upsamplings) do not match the body model (" + std::to_string(mesh.coarse_vertices()) + " -> " +
+                     std::to_string(mesh.mid_vertices()) + " -> " + std::to_string(mesh.full_vertices()) + ")");
+}
+
+// One batch as tensors: images (B, 3, S, S) and every target of metro_loss.
+struct BatchTensors {
+  Tensor<float> images;
+  nn::MetroTargets<float> targets;
+};
+
+namespace detail {
+
+// (B, V_in, 3) -> (B, V_out, 3) by a sparse (V_out, V_in) matrix, per sample.
+inline std::vector<float> downsample_batch(const body::SparseRowMatrix& matrix, const std::vector<float>& vertices, int batch) {
+  const Eigen::Index in = matrix.cols(), out = matrix.rows();
+  std::vector<float> result(static_cast<std::size_t>(batch * out * 3));
+  for (int b = 0; b < batch; ++b) {
+    const Eigen::Map<const RowPoints> source(vertices.data() + b * in * 3, in, 3);
+    Eigen::Map<RowPoints>(result.data() + b * out * 3, out, 3) = matrix * source;
+  }
+  return result;
+}
+
+}  // namespace detail
+
+inline BatchTensors to_tensors(const data::Batch& batch, const MeshHierarchy& mesh) {
+  const std::int64_t b = batch.batch_size, j = batch.num_joints, s = batch.image_size;
+  if (batch.num_vertices != mesh.full_vertices())
+    throw ValueError("dataset meshes have " + std::to_string(batch.num_vertices) + " vertices, the body model " +
+                     std::to_string(mesh.full_vertices()));
+  BatchTensors out;
+  out.images = from_vector<float>(batch.images, {b, 3, s, s});
+  auto& t = out.targets;
+  t.joints_3d = from_vector<float>(batch.joints_3d, {b, j, 4});
+  t.joints_2d = from_vector<float>(batch.joints_2d, {b, j, 3});
+  const std::vector<float> mid = detail::downsample_batch(mesh.full_to_mid, batch.vertices, batch.batch_size);
+  t.full_vertices = from_vector<float>(batch.vertices, {b, mesh.full_vertices(), 3});
+  t.mid_vertices = from_vector<float>(mid, {b, mesh.mid_vertices(), 3});
+  t.coarse_vertices = from_vector<float>(detail::downsample_batch(mesh.mid_to_coarse, mid, batch.batch_size), {b, mesh.coarse_vertices(), 3});
+  t.has_2d = from_vector<float>(batch.has_2d, {b});
+  t.has_3d = from_vector<float>(batch.has_3d, {b});
+  t.has_mesh = from_vector<float>(batch.has_mesh, {b});
+  return out;
+}
+
+// The network output in the form metro_loss takes (joints regressed from the full mesh).
+inline nn::MetroPredictions<float> predictions(const model::MetroOutput<float>& out, const MeshHierarchy& mesh) {
+  if (!out.mid_vertices.defined()) throw ValueError("metro_loss needs a mid-resolution mesh (two upsampling steps)");
+  return {out.joints, out.coarse_vertices, out.mid_vertices, out.full_vertices, nn::regress_joints(mesh.regressor, out.full_vertices),
+          out.camera};
+}
+
+// The data loader options for this body (flip symmetry maps) and a network input size.
+inline data::LoaderOptions loader_options(int batch_size, int image_size, std::uint64_t seed, bool augment, int workers) {
+  data::LoaderOptions o;
+  o.batch_size = batch_size, o.image_size = image_size, o.seed = seed, o.num_workers = workers;
+  o.augment.enabled = augment;
+  o.shuffle = augment, o.drop_last = augment;
+  const auto joints = body::BodyModel::joint_symmetry();
+  o.joint_symmetry.assign(joints.begin(), joints.end());
+  o.vertex_symmetry = body::BodyModel::get().vertex_symmetry();
+  return o;
+}
+
+}  // namespace metro::train
