@@ -108,6 +108,7 @@ inline std::vector<std::uint8_t> encode_record(const AnnotationHeader& header, c
     throw ValueError("encode_record: sample '" + sample.image_name + "' does not match the header counts");
   }
   std::vector<std::uint8_t> out(kImageNameBytes, 0);
+  out.reserve(header.record_bytes());
   std::memcpy(out.data(), sample.image_name.data(), sample.image_name.size());
   detail::put_floats(out, sample.center.data(), 2);
   detail::put_floats(out, &sample.scale, 1);

@@ -182,23 +182,26 @@ inline void write_synthetic_dataset(const body::BodyModel& model, const std::str
   write_bytes(encode_header(header));
   constexpr std::uint32_t kChunk = 256;  // samples rendered in parallel between two appends
   std::vector<SynthSample> chunk;
+  std::vector<std::vector<std::uint8_t>> records;
   for (std::uint32_t first = 0; first < count; first += kChunk) {
     chunk.assign(std::min(kChunk, count - first), SynthSample{});
+    records.assign(chunk.size(), {});
     std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic) num_threads(threads > 0 ? threads : omp_get_max_threads())
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(chunk.size()); ++i) {
       try {
         chunk[i] = make_synthetic_sample(model, seed, first + i, options);
         write_png((fs::path(directory) / "images" / chunk[i].annotation.image_name).string(), chunk[i].image);
+        records[i] = encode_record(header, chunk[i].annotation);
       } catch (...) {
 #pragma omp critical(metro_synth_error)
         if (!error) error = std::current_exception();
       }
     }
     if (error) std::rethrow_exception(error);
-    for (SynthSample& sample : chunk) {
-      write_bytes(encode_record(header, sample.annotation));
-      if (keep_images && keep_images->size() < keep_images->capacity()) keep_images->push_back(std::move(sample.image));
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      write_bytes(records[i]);
+      if (keep_images && keep_images->size() < keep_images->capacity()) keep_images->push_back(std::move(chunk[i].image));
     }
   }
   file.close();
