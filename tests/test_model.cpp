@@ -3,7 +3,10 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <thread>
+
 #include "metro/model/model.hpp"
+#include "metro/nn/optim.hpp"
 #include "support/parity.hpp"
 
 using namespace metro;
@@ -184,4 +187,26 @@ TEST_CASE("checkpoint: round trip of weights and optimizer state, and clear erro
     message = e.what();
   }
   CHECK(message.find("ckpt_offsets_past_end.safetensors") != std::string::npos);
+}
+
+TEST_CASE("two threads training two models at once match training them one after the other") {
+  const auto train = [](std::uint64_t seed) {
+    Generator gen(seed);
+    MetroNetwork<float> net(tiny_config(), gen);
+    nn::Adam<float> adam(net.parameters(), {.lr = 1e-3});
+    const TensorF images = randn<float>({2, 3, 32, 32}, gen), target = randn<float>({2, 17, 3}, gen);
+    for (int step = 0; step < 5; ++step) {
+      adam.zero_grad();
+      mean(abs(net.forward(images).full_vertices - target)).backward();
+      adam.step();
+    }
+    return net.parameters().front().to_vector();
+  };
+  const auto first = train(11), second = train(12);
+  std::vector<float> parallel_first, parallel_second;
+  std::thread a([&] { parallel_first = train(11); }), b([&] { parallel_second = train(12); });
+  a.join(), b.join();
+  CHECK(parallel_first == first);
+  CHECK(parallel_second == second);
+  CHECK(first != second);
 }

@@ -22,6 +22,9 @@ cmake --build build -j"$jobs"
 echo "== Tests (Release)"
 OMP_NUM_THREADS=2 ctest --test-dir build --output-on-failure
 
+echo "== Code snippets in README.md and docs/ compile"
+tools/check_doc_snippets.sh
+
 echo "== Installed package, used by a separate project (tests/consumer)"
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
