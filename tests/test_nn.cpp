@@ -7,70 +7,18 @@
 #include <string>
 
 #include "metro/nn/nn.hpp"
+#include "support/parity.hpp"
 
 using namespace metro;
 using namespace metro::nn;
 
 namespace {
 
-io::SafeTensorsFile fixture(const std::string& name) {
-  return io::load_safetensors(METRO_TEST_DATA_DIR "/fixtures/" + name + ".safetensors");
-}
-
-TensorD fixture_tensor(const io::SafeTensorsFile& file, const std::string& key) {
-  const auto it = file.tensors.find(key);
-  REQUIRE_MESSAGE(it != file.tensors.end(), "fixture has no " << key);
-  return tensor_from_record<double>(it->second, key);
-}
+using testing::check_parity, testing::fixture, testing::fixture_tensor, testing::relative_error;
 
 TensorD as_double(const TensorF& t) {
   const auto values = t.to_vector();
   return from_vector<double>(std::vector<double>(values.begin(), values.end()), t.shape());
-}
-
-// ||a - b|| / max(||b||, 1e-2), norm-wise, in double. The floor is for gradients
-// that are zero in exact math (the key bias: softmax ignores a per-row shift),
-// where fp32 rounding leaves ~1e-7 and a pure ratio would be meaningless.
-double relative_error(const TensorF& actual, const TensorD& expected) {
-  REQUIRE_MESSAGE(actual.shape() == expected.shape(), actual.shape().str() << " vs " << expected.shape().str());
-  const auto a = actual.to_vector();
-  const auto b = expected.to_vector();
-  double diff = 0, norm = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff += (a[i] - b[i]) * (a[i] - b[i]), norm += b[i] * b[i];
-  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-2);
-}
-
-// Loads the fixture's parameters into `module`, runs `forward` on input.x in fp32,
-// feeds loss_weight.y as dL/dy and compares y, dL/dx, every dL/dparam and the
-// BatchNorm buffers after the forward. Returns the largest relative error.
-double check_parity(const std::string& name, Module<float>& module, const std::function<TensorF(const TensorF&)>& forward,
-                    double tolerance = 1e-4) {
-  const io::SafeTensorsFile file = fixture(name);
-  module.load_state_dict(tensors_with_prefix<float>(file, "param."));
-  const TensorF x = tensor_from_record<float>(file.tensors.at("input.x"), "input.x").requires_grad_();
-  const TensorF y = forward(x);
-  double worst = 0;
-  const auto compare = [&](const std::string& what, const TensorF& actual, const std::string& key) {
-    const double error = relative_error(actual, fixture_tensor(file, key));
-    CHECK_MESSAGE(error < tolerance, name << " " << what << ": relative error " << error);
-    worst = std::max(worst, error);
-  };
-  compare("output", y, "output.y");
-  sum(y * tensor_from_record<float>(file.tensors.at("loss_weight.y"), "loss_weight.y")).backward();
-  compare("input grad", x.grad(), "grad.input.x");
-  int checked = 0;
-  for (const auto& [param, t] : module.named_parameters()) {
-    REQUIRE_MESSAGE(t.grad().defined(), name << ": no gradient for " << param);
-    compare("grad of " + param, t.grad(), "grad.param." + param), ++checked;
-  }
-  const auto state = module.state_dict();
-  for (const auto& [key, record] : file.tensors)
-    if (key.starts_with("buffer_after.")) compare(key, state.at(key.substr(13)), key), ++checked;
-  for (const auto& [key, record] : file.tensors)
-    if (key.starts_with("grad.param.")) --checked;
-  CHECK_MESSAGE(checked >= 0, name << ": the module lacks some fixture parameters");
-  MESSAGE(name << ": max relative error " << worst);
-  return worst;
 }
 
 AttentionConfig small_attention() { return {.hidden_size = 16, .num_heads = 4, .attention_dropout = 0, .hidden_dropout = 0}; }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds everything
 # (library tests, examples, benchmarks) in Release, runs all tests, then runs
-# the whole test suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# the whole test suite again under AddressSanitizer + UndefinedBehaviorSanitizer
+# and fuzzes the checkpoint, JSON, dataset and mesh readers for a bounded time.
 # Exits non-zero on any failure.
 #
 #   tools/test.sh            everything
-#   tools/test.sh --fast     skip the sanitizer pass
+#   tools/test.sh --fast     skip the sanitizer and fuzzing passes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fast=0
@@ -40,5 +41,7 @@ if [ "$fast" -eq 0 ]; then
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 \
     ctest --test-dir build-asan --output-on-failure
+  echo "== Bounded fuzzing of the file readers (libFuzzer, ASan, UBSan)"
+  tests/fuzz/run.sh "${METRO_FUZZ_SECONDS:-20}"
 fi
 echo "== All tests passed in $(( $(date +%s) - start )) s"

@@ -16,7 +16,7 @@ for source in "$here"/fuzz_*.cpp; do
   name="${target#fuzz_}"
   echo "== $target: build"
   "$cxx" -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/include" "$source" -o "$out/$target"
+    -I"$root/include" -isystem /usr/include/eigen3 -isystem /usr/include/stb "$source" -o "$out/$target"
   corpus="$out/corpus_$name"
   mkdir -p "$corpus"
   if [ -d "$here/corpus/$name" ]; then cp -n "$here/corpus/$name"/* "$corpus"/ 2>/dev/null || true; fi

@@ -3,19 +3,6 @@
 // vectorizable inner loops), deterministic blocked reductions, row softmax and
 // GEMM through Eigen on the tensors' own buffers. The ops in metro/ops/ call
 // these through Kernels<cpu>; a CUDA backend provides Kernels<cuda>.
-// Keep users' -Werror builds clean: Eigen 3.4 has unused variables in its
-// AVX-512 bf16 code, and g++ 12 reports the deliberately undefined registers of
-// its own AVX-512 intrinsics as uninitialized (GCC bug 105593). Diagnostics are
-// judged at the code's location, so including those headers here silences both.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-#include <Eigen/Core>
-#pragma GCC diagnostic pop
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -26,6 +13,7 @@
 #include <vector>
 
 #include "metro/core/device.hpp"
+#include "metro/core/eigen.hpp"
 #include "metro/core/shape.hpp"
 
 #if defined(_OPENMP)

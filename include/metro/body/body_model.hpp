@@ -7,7 +7,7 @@
 //
 // Frame: metres, y up, the person faces +z, their left is +x, the pelvis
 // (mid-hip) is the origin. Built once, deterministically, on first use.
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <array>
 #include <cstdint>

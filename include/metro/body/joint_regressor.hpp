@@ -2,7 +2,7 @@
 // The joint regressor G (METRO Sec. 3.3: J_3D = G V_3D): a sparse matrix whose
 // rows are convex combinations of a few mesh vertices near each joint, fitted
 // by non-negative least squares over many posed and shaped bodies.
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <algorithm>
 #include <array>

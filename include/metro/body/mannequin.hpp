@@ -4,7 +4,7 @@
 // minima. Built mirror-symmetric about x = 0: the person faces +z, y is up,
 // their left side is +x, the pelvis (mid-hip) is the origin, average adult
 // proportions (1.75 m), rest pose an A-pose (arms 40 degrees below horizontal).
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <algorithm>
 #include <array>

@@ -3,7 +3,7 @@
 // Readers validate everything (counts, indices, numbers) and throw
 // metro::FormatError(path, reason) instead of reading out of bounds, so a user
 // can plug in their own template mesh safely.
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <array>
 #include <charconv>

@@ -4,7 +4,7 @@
 // pose; a pose family (standing, walking, arms raised, sitting, bending,
 // turning, free) sets their typical ranges, then the angles are clamped to the
 // joint limits and turned into the per-joint axis-angle vectors of PoseParams.
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -4,7 +4,7 @@
 // skeleton follows the chain J'_c = J'_p + L_p (J_c - J_p), and a rest vertex
 // moves by the skin-weighted blend of v' = J'_b + L_b (v - J_b), so a vertex
 // on one bone keeps its place relative to that bone's joints.
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <algorithm>
 #include <array>

@@ -6,7 +6,7 @@
 // downsampling selects that subset, upsampling writes every removed vertex as
 // barycentric coordinates in its closest coarse triangle.
 // Collapses are made in mirror pairs, so a left/right symmetric mesh stays symmetric.
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <algorithm>
 #include <array>

@@ -2,7 +2,7 @@
 // Skeleton, forward kinematics and linear blend skinning (LBS), the same
 // deformation model SMPL uses (Loper et al. 2015), which METRO's template and
 // ground truth come from (METRO Sec. 3, 4).
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <array>
 #include <cmath>

@@ -4,7 +4,7 @@
 // edge with a sign change, joining the four cells around that edge. No lookup
 // tables, and a sign pattern that is mirror-symmetric gives a mirror-symmetric
 // mesh.
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <array>
 #include <utility>
@@ -35,6 +35,12 @@ namespace detail {
 inline constexpr std::array<std::array<int, 3>, 8> kCellCorners{
     {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {1, 1, 0}, {0, 0, 1}, {1, 0, 1}, {0, 1, 1}, {1, 1, 1}}};
 
+// Corner c of the unit cell as a point.
+inline Eigen::Vector3f corner_position(int c) {
+  const auto& corner = kCellCorners[static_cast<std::size_t>(c)];
+  return {static_cast<float>(corner[0]), static_cast<float>(corner[1]), static_cast<float>(corner[2])};
+}
+
 // Mean of the surface crossings on the 12 edges of cell (i, j, k); false if none.
 inline bool cell_vertex(const Grid& grid, const std::vector<float>& sdf, int i, int j, int k, Eigen::Vector3f& vertex) {
   std::array<float, 8> value{};
@@ -46,8 +52,8 @@ inline bool cell_vertex(const Grid& grid, const std::vector<float>& sdf, int i, 
       const int b = a | bit;
       if (b == a || (value[a] < 0.0f) == (value[b] < 0.0f)) continue;
       const float t = value[a] / (value[a] - value[b]);
-      const Eigen::Vector3f pa(float(kCellCorners[a][0]), float(kCellCorners[a][1]), float(kCellCorners[a][2]));
-      const Eigen::Vector3f pb(float(kCellCorners[b][0]), float(kCellCorners[b][1]), float(kCellCorners[b][2]));
+      const Eigen::Vector3f pa = corner_position(a);
+      const Eigen::Vector3f pb = corner_position(b);
       sum += pa + t * (pb - pa);
       ++crossings;
     }

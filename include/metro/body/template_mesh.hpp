@@ -2,7 +2,7 @@
 // The mannequin's rest mesh: its SDF sampled on a grid that is symmetric about
 // x = 0, meshed with surface nets, triangulated mirror-consistently; then its
 // per-vertex skinning weights and color regions.
-#include "metro/body/eigen.hpp"
+#include "metro/core/eigen.hpp"
 
 #include <algorithm>
 #include <array>

@@ -5,7 +5,7 @@
 // optional random occluding boxes; then ImageNet mean/std normalization.
 // The crop, rotation and flip move the image, the 2D joints and the 3D labels
 // together, so a sample stays consistent.
-#include <Eigen/Core>
+#include "metro/core/eigen.hpp"
 #include <algorithm>
 #include <array>
 #include <cmath>

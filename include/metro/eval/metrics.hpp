@@ -13,11 +13,7 @@
 //   F-score   FreiHAND: precision = share of predicted points within d of the nearest
 //             ground-truth point, recall = the converse, F = 2PR / (P + R).
 //             (FreiHAND evaluates it on Procrustes-aligned predictions: pass similarity_align(pred, gt).)
-// Eigen 3.4 has unused variables in its AVX-512 code; keep users' -Werror builds clean.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#include <Eigen/Dense>
-#pragma GCC diagnostic pop
+#include "metro/core/eigen.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -18,7 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "metro/tensor.hpp"  // and Eigen/Core, through backend/cpu.hpp (which silences its AVX-512 warnings)
+#include "metro/core/eigen.hpp"
+#include "metro/tensor.hpp"
 
 namespace metro::nn {
 

@@ -1,7 +1,7 @@
 #pragma once
 // Perspective pinhole camera in the usual computer-vision frame: x right, y DOWN,
 // z forward (into the scene). Pixel i covers [i, i+1); its center is i + 0.5.
-#include <Eigen/Core>
+#include "metro/core/eigen.hpp"
 
 namespace metro::render {
 

@@ -3,8 +3,7 @@
 // rasterize once into a visibility buffer of depth, face id and perspective-
 // correct barycentrics, then shade, take silhouettes or test visibility from it).
 // One image runs on one thread; parallelize over images.
-#include <Eigen/Core>
-#include <Eigen/Geometry>
+#include "metro/core/eigen.hpp"
 #include <algorithm>
 #include <cmath>
 #include <limits>
