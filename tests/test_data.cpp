@@ -496,3 +496,34 @@ TEST_CASE("rasterizer: culling back faces leaves the body's image unchanged") {
     CHECK(differ <= covered / 500);  // a few grazing-angle pixels at most
   }
 }
+
+TEST_CASE("loader: rotated/flipped/scaled 2D and 3D labels stay weak-perspective consistent") {
+  ScratchDir dir("synth_aug");
+  data::write_synthetic_dataset(body::BodyModel::get(), dir.path.string(), 8, 21, {}, 2);
+  const data::Dataset dataset(dir.path.string());
+  data::LoaderOptions options;
+  options.batch_size = 8, options.image_size = 64, options.num_workers = 2;
+  options.joint_symmetry = data::body_joint_symmetry();
+  options.vertex_symmetry = body::BodyModel::get().vertex_symmetry();
+  options.augment.rotation_zero_probability = 0;  // always rotate
+  data::DataLoader loader(dataset, options);
+  const data::Batch batch = whole_epoch(loader, 0).at(0);
+  for (int b = 0; b < batch.batch_size; ++b) {
+    // Least-squares s, t with x2d ~ s * xy3d + t (METRO's camera, Sec. 3.1), over the 14 joints.
+    Eigen::Vector2f mean_2d = Eigen::Vector2f::Zero(), mean_3d = Eigen::Vector2f::Zero();
+    std::vector<Eigen::Vector2f> p2, p3;
+    for (int j = 0; j < 14; ++j) {
+      p2.emplace_back(batch.joints_2d[(b * 14 + j) * 3], batch.joints_2d[(b * 14 + j) * 3 + 1]);
+      p3.emplace_back(batch.joints_3d[(b * 14 + j) * 4], batch.joints_3d[(b * 14 + j) * 4 + 1]);
+      mean_2d += p2.back() / 14, mean_3d += p3.back() / 14;
+    }
+    float dot = 0, norm = 0;
+    for (int j = 0; j < 14; ++j) dot += (p2[j] - mean_2d).dot(p3[j] - mean_3d), norm += (p3[j] - mean_3d).squaredNorm();
+    const float scale = dot / norm;
+    float residual = 0;
+    for (int j = 0; j < 14; ++j) residual += (p2[j] - mean_2d - scale * (p3[j] - mean_3d)).squaredNorm() / 14;
+    CAPTURE(b);
+    CHECK(scale > 0.5f);
+    CHECK(std::sqrt(residual) < 0.04f);  // perspective effects only; a wrong rotation sign gives ~0.3
+  }
+}
