@@ -9,11 +9,6 @@
 #include <string>
 #include <vector>
 
-// GCC 12 at -O3 -march=native reports a false -Wmaybe-uninitialized inside
-// Eigen's AVX-512 stable_norm (reached from AngleAxisf(Matrix3f) in the body
-// model's skinning) in this translation unit only; silence it for these headers.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "metro/data/annotations.hpp"
 #include "metro/data/augment.hpp"
 #include "metro/data/dataset.hpp"
@@ -24,7 +19,6 @@
 #include "metro/render/camera.hpp"
 #include "metro/render/image.hpp"
 #include "metro/render/rasterizer.hpp"
-#pragma GCC diagnostic pop
 
 namespace fs = std::filesystem;
 using namespace metro;
