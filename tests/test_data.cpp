@@ -521,3 +521,14 @@ TEST_CASE("loader: rotated/flipped/scaled 2D and 3D labels stay weak-perspective
     CHECK(std::sqrt(residual) < 0.04f);  // perspective effects only; a wrong rotation sign gives ~0.3
   }
 }
+
+TEST_CASE("camera: the perspective view of a weak-perspective camera draws the same points") {
+  const float s = 0.9f, tx = 0.05f, ty = -0.1f;
+  const render::PerspectiveView view = render::from_weak_perspective(s, tx, ty, 96);
+  for (const Eigen::Vector3f& point : {Eigen::Vector3f(0.3f, -0.6f, 0.0f), Eigen::Vector3f(-0.2f, 0.8f, 0.1f)}) {
+    const Eigen::Vector2f pixel = view.camera.project(point + view.translation);
+    const Eigen::Vector2f expected = (s * (point.head<2>() + Eigen::Vector2f(tx, ty)) + Eigen::Vector2f::Ones()) * 48;
+    CHECK(pixel.x() == doctest::Approx(expected.x()).epsilon(0.002));
+    CHECK(pixel.y() == doctest::Approx(expected.y()).epsilon(0.002));
+  }
+}

@@ -24,4 +24,19 @@ inline Eigen::Vector3f body_to_camera(const Eigen::Vector3f& point, const Eigen:
   return Eigen::Vector3f(point.x(), -point.y(), -point.z()) + translation;
 }
 
+// METRO's weak-perspective camera (s, tx, ty) maps a pelvis-relative point X to
+// normalized image coordinates s * (X.xy + (tx, ty)) in [-1, 1] (Sec. 3.1; pixel =
+// (normalized + 1) * size / 2). The same picture from a long-focal pinhole camera:
+// move the mesh by (tx, ty, 2 f / (size s)) and use focal length f, principal point
+// at the center. Used to draw predicted meshes over their input images.
+struct PerspectiveView {
+  Camera camera;
+  Eigen::Vector3f translation;  // add to pelvis-relative points (camera frame)
+};
+
+inline PerspectiveView from_weak_perspective(float s, float tx, float ty, int image_size, float focal = 5000) {
+  const float size = static_cast<float>(image_size);
+  return {{focal, focal, size / 2, size / 2}, Eigen::Vector3f(tx, ty, 2 * focal / (size * s))};
+}
+
 }  // namespace metro::render
