@@ -35,6 +35,7 @@ class Allocator<cpu> {
         void* p = it->second.back();
         it->second.pop_back();
         cached_bytes_ -= size;
+        count_live(size);
         return p;
       }
     }
@@ -44,12 +45,15 @@ class Allocator<cpu> {
       p = std::aligned_alloc(kAlignment, size);
       if (!p) throw std::bad_alloc();
     }
+    std::lock_guard lock(mutex_);
+    count_live(size);
     return p;
   }
 
   void deallocate(void* p, std::size_t bytes) noexcept {
     const std::size_t size = round_up(bytes);
     std::lock_guard lock(mutex_);
+    live_bytes_ -= size;
     if (cached_bytes_ + size > cache_limit_) {
       std::free(p);
       return;
@@ -72,6 +76,13 @@ class Allocator<cpu> {
   }
 
   std::size_t cached_bytes() const noexcept { return cached_bytes_; }
+  // Bytes held by live tensors now, and the most held at once since the last reset_peak().
+  std::size_t live_bytes() const noexcept { return live_bytes_; }
+  std::size_t peak_bytes() const noexcept { return peak_bytes_; }
+  void reset_peak() noexcept {
+    std::lock_guard lock(mutex_);
+    peak_bytes_ = live_bytes_;
+  }
   void set_cache_limit(std::size_t bytes) noexcept { cache_limit_ = bytes; }
 
   ~Allocator() { empty_cache(); }
@@ -82,9 +93,16 @@ class Allocator<cpu> {
     return bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
   }
 
+  // Called with the mutex held.
+  void count_live(std::size_t size) noexcept {
+    live_bytes_ += size;
+    if (live_bytes_ > peak_bytes_) peak_bytes_ = live_bytes_;
+  }
+
   std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_blocks_;
   std::size_t cached_bytes_ = 0;
+  std::size_t live_bytes_ = 0, peak_bytes_ = 0;
   std::size_t cache_limit_ = std::size_t{4} << 30;  // 4 GiB
 };
 

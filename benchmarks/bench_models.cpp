@@ -1,0 +1,142 @@
+// Whole-model benchmarks at METRO's sizes, the workloads tools/bench_vs_pytorch.sh
+// compares with PyTorch 1.13 (tools/bench_pytorch.py runs the same shapes):
+//
+//   transformer_fwd_b1     paper_body's 3 encoder blocks (445 tokens, 2051 -> 3), eval forward, batch 1
+//   transformer_train_b8   the same blocks, train mode, forward + backward, batch 8
+//   resnet50_fwd_b1        the ResNet-50 trunk, eval forward at 224 x 224, batch 1
+//   metro_r50_train_b8     paper_body (ResNet-50 + blocks + heads), forward, L1 on the three
+//                          vertex levels, backward, Adam step, batch 8
+//   small_train_b16        small(431, {1723, 6890}, 128), the same training step, batch 16
+//
+// Each workload builds its model once and runs one untimed warm-up iteration; a
+// timed iteration is one forward (or one training step). Counters: images_per_s,
+// peak_rss_MB (the process's VmHWM: run one workload per process, e.g.
+// --benchmark_filter=transformer_fwd_b1) and peak_alloc_MB (the tensor
+// allocator's high-water mark). Run with OMP_NUM_THREADS=2 to compare with PyTorch.
+#include <benchmark/benchmark.h>
+
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "metro/model/model.hpp"
+#include "metro/nn/nn.hpp"
+
+using namespace metro;
+
+namespace {
+
+// The process's peak resident set in MiB (VmHWM of /proc/self/status), 0 when unavailable.
+double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // reported in kB
+  return 0;
+}
+
+// One workload: `step` runs a timed unit of work on `batch` images.
+struct Workload {
+  std::int64_t batch;
+  std::function<void()> step;
+};
+
+void run_workload(benchmark::State& state, Workload& workload) {
+  workload.step();  // warm-up: the allocator's cache and the optimizer state fill here
+  for (auto _ : state) workload.step();
+  state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(workload.batch), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_rss_MB"] = peak_rss_mib();
+  state.counters["peak_alloc_MB"] = static_cast<double>(Allocator<cpu>::instance().peak_bytes()) / (1024.0 * 1024.0);
+}
+
+// The three encoder blocks of a preset, (B, N, 3 + C) -> (B, N, 3).
+std::shared_ptr<nn::Sequential<float>> encoder_blocks(const model::MetroConfig& config, Generator& gen) {
+  auto blocks = std::make_shared<nn::Sequential<float>>();
+  for (const auto& block : config.blocks)
+    blocks->push_back(std::make_shared<model::MetroEncoderBlock<float>>(block, config.position_embeddings, config.dropout, gen));
+  return blocks;
+}
+
+// The model's parameters get a gradient; the gradient of sum(y * w) is what is backpropagated.
+Workload transformer(std::int64_t batch, bool train) {
+  Generator gen(11);
+  const model::MetroConfig config = model::paper_body();
+  auto blocks = encoder_blocks(config, gen);
+  blocks->train(train);
+  const TensorF x = randn<float>({batch, config.num_tokens(), config.blocks.front().in}, gen);
+  const TensorF w = randn<float>({batch, config.num_tokens(), 3}, gen);
+  if (!train)
+    return {batch, [blocks, x] {
+              NoGradGuard no_grad;
+              benchmark::DoNotOptimize(blocks->forward(x).data());
+            }};
+  return {batch, [blocks, x, w] {
+            sum(blocks->forward(x) * w).backward();
+            blocks->zero_grad();
+          }};
+}
+
+Workload resnet50_forward(std::int64_t batch) {
+  Generator gen(12);
+  auto net = nn::resnet50<float>(gen);
+  net->eval();
+  const TensorF x = randn<float>({batch, 3, 224, 224}, gen);
+  return {batch, [net, x] {
+            NoGradGuard no_grad;
+            benchmark::DoNotOptimize(net->forward(x).data());
+          }};
+}
+
+// A METRO training step: forward (masked vertex modeling on), L1 on the coarse,
+// mid and full vertices (0.33 each, Sec. 3.4), backward, Adam (lr 1e-4).
+Workload metro_train_step(const model::MetroConfig& config, std::int64_t batch) {
+  Generator gen(13);
+  auto net = std::make_shared<model::MetroNetwork<float>>(config, gen);
+  net->set_template(randn<float>({config.num_joints, 3}, gen, 0.f, 0.3f), randn<float>({config.num_coarse_vertices, 3}, gen, 0.f, 0.3f));
+  net->train();
+  auto adam = std::make_shared<nn::Adam<float>>(net->parameters(), nn::AdamOptions{.lr = 1e-4});
+  const TensorF images = randn<float>({batch, 3, config.image_size, config.image_size}, gen);
+  const TensorF coarse = randn<float>({batch, config.num_coarse_vertices, 3}, gen, 0.f, 0.3f);
+  const TensorF mid = randn<float>({batch, config.upsample_sizes.at(0), 3}, gen, 0.f, 0.3f);
+  const TensorF full = randn<float>({batch, config.upsample_sizes.at(1), 3}, gen, 0.f, 0.3f);
+  return {batch, [net, adam, images, coarse, mid, full] {
+            const model::MetroOutput<float> out = net->forward(images);
+            const TensorF loss = 0.33f * (mean(abs(out.coarse_vertices - coarse)) + mean(abs(out.mid_vertices - mid)) +
+                                          mean(abs(out.full_vertices - full)));
+            adam->zero_grad();
+            loss.backward();
+            adam->step();
+          }};
+}
+
+void BM_transformer_fwd_b1(benchmark::State& state) {
+  static Workload w = transformer(1, false);
+  run_workload(state, w);
+}
+void BM_transformer_train_b8(benchmark::State& state) {
+  static Workload w = transformer(8, true);
+  run_workload(state, w);
+}
+void BM_resnet50_fwd_b1(benchmark::State& state) {
+  static Workload w = resnet50_forward(1);
+  run_workload(state, w);
+}
+void BM_metro_r50_train_b8(benchmark::State& state) {
+  static Workload w = metro_train_step(model::paper_body(), 8);
+  run_workload(state, w);
+}
+void BM_small_train_b16(benchmark::State& state) {
+  static Workload w = metro_train_step(model::small(431, {1723, 6890}, 128), 16);
+  run_workload(state, w);
+}
+
+BENCHMARK(BM_transformer_fwd_b1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_transformer_train_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_resnet50_fwd_b1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_metro_r50_train_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_small_train_b16)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

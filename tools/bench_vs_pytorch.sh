@@ -1,0 +1,99 @@
+#!/bin/bash
+# Our whole-model benchmarks (benchmarks/bench_models.cpp) against the same
+# workloads in PyTorch 1.13 (tools/bench_pytorch.py), both fp32 on 2 threads.
+# The two run interleaved, one workload per process (ours, PyTorch, ours, ...),
+# so load from other processes hits both alike; the table quotes medians of every
+# timed repetition and each side's largest peak RSS.
+#
+# Usage: tools/bench_vs_pytorch.sh [--quick] [--rounds N] [--reps N] [--only "workload ..."]
+#   --quick    one round, one timed repetition each (after one warm-up)
+#   --rounds   interleaved rounds (default 3); --reps timed repetitions per process (default 2)
+# Environment:
+#   BUILD_DIR (build-perf), OMP_WAIT_POLICY (passive: spinning threads starve a
+#   shared machine, for both sides), OPENBLAS_DIR (an OpenBLAS build for
+#   PyTorch's BLAS when the system's libblas is the reference one; default: the
+#   Debian libopenblas0-pthread directory if present).
+# Prints the table `workload | ours | pytorch | ratio` and `geomean_ratio=<x>`
+# (ours / PyTorch time: below 1 means we are faster).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build-perf}
+PYTHON=/usr/bin/python3
+ROUNDS=3
+REPS=2
+WORKLOADS="transformer_fwd_b1 transformer_train_b8 resnet50_fwd_b1 small_train_b16 metro_r50_train_b8"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) ROUNDS=1; REPS=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --reps) REPS=$2; shift ;;
+    --only) WORKLOADS=$2; shift ;;
+    *) echo "bench_vs_pytorch.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+export OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 MKL_NUM_THREADS=2
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
+"$ROOT/tools/install_torch.sh"
+cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMETRO_BUILD_BENCHMARKS=ON >/dev/null
+cmake --build "$BUILD_DIR" --target bench_models -j2 >/dev/null
+OURS="$BUILD_DIR/benchmarks/bench_models"
+
+# PyTorch at its best here: Debian's torch links the generic libblas.so.3; when
+# that is the reference BLAS, point it at OpenBLAS, then keep whichever of
+# OPENBLAS_CORETYPE unset / SkylakeX is faster and gives the same output.
+OPENBLAS_DIR=${OPENBLAS_DIR:-/usr/lib/x86_64-linux-gnu/openblas-pthread}
+TORCH_ENV=()
+if [ -e "$OPENBLAS_DIR/libblas.so.3" ]; then TORCH_ENV+=("LD_LIBRARY_PATH=$OPENBLAS_DIR"); fi
+probe() {  # prints "<median seconds> <checksum>" of the transformer forward
+  local t c
+  t=$(env "${TORCH_ENV[@]}" "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --reps 2 |
+      "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["median_s"])')
+  c=$(env "${TORCH_ENV[@]}" "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --check |
+      "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["checksum"])')
+  echo "$t $c"
+}
+read -r plain_time plain_sum < <(probe OPENBLAS_CORETYPE=)
+read -r skx_time skx_sum < <(probe OPENBLAS_CORETYPE=SkylakeX)
+CORETYPE=
+if "$PYTHON" -c "import sys; a,b,ta,tb=map(float,sys.argv[1:]); sys.exit(0 if abs(a-b)<=1e-4*abs(a) and tb<ta else 1)" \
+     "$plain_sum" "$skx_sum" "$plain_time" "$skx_time"; then CORETYPE=SkylakeX; fi
+TORCH_ENV+=("OPENBLAS_CORETYPE=$CORETYPE")
+echo "PyTorch: ${TORCH_ENV[*]:-system BLAS} (probe: plain ${plain_time}s, SkylakeX ${skx_time}s)"
+
+RESULTS=$(mktemp -d)
+trap 'rm -rf "$RESULTS"' EXIT
+for round in $(seq "$ROUNDS"); do
+  for w in $WORKLOADS; do
+    echo "round $round/$ROUNDS $w  (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    "$OURS" --benchmark_filter="^BM_${w}/" --benchmark_min_time=0.01 --benchmark_repetitions="$REPS" \
+            --benchmark_format=json 2>/dev/null >"$RESULTS/ours_${w}_$round.json"
+    env "${TORCH_ENV[@]}" "$PYTHON" "$ROOT/tools/bench_pytorch.py" "$w" --reps "$REPS" --warmup 1 >"$RESULTS/torch_${w}_$round.json"
+  done
+done
+
+"$PYTHON" - "$RESULTS" $WORKLOADS <<'EOF'
+import glob, json, math, statistics, sys
+results, workloads = sys.argv[1], sys.argv[2:]
+print(f"{'workload':<22} | {'ours s':>8} | {'pytorch s':>9} | {'ratio':>6} | {'ours MB':>8} | {'pytorch MB':>10} | {'mem ratio':>9}")
+ratios = []
+for w in workloads:
+    ours_t, ours_mb, torch_t, torch_mb = [], 0.0, [], 0.0
+    for path in glob.glob(f"{results}/ours_{w}_*.json"):
+        for b in json.load(open(path))["benchmarks"]:
+            if b.get("run_type") == "iteration":
+                ours_t.append(b["real_time"] / 1000.0)  # reported in ms
+                ours_mb = max(ours_mb, b["peak_rss_MB"])
+    for path in glob.glob(f"{results}/torch_{w}_*.json"):
+        r = json.load(open(path))
+        torch_t += r["times_s"]
+        torch_mb = max(torch_mb, r["peak_rss_MB"])
+    o, t = statistics.median(ours_t), statistics.median(torch_t)
+    ratios.append(o / t)
+    print(f"{w:<22} | {o:8.3f} | {t:9.3f} | {o / t:6.2f} | {ours_mb:8.0f} | {torch_mb:10.0f} | {ours_mb / torch_mb:9.2f}")
+print(f"geomean_ratio={math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f}")
+EOF
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
