@@ -8,6 +8,7 @@
 
 #include "metro/body/body_model.hpp"
 #include "metro/data/image_io.hpp"
+#include "metro/data/loader.hpp"
 #include "metro/data/synth.hpp"
 
 namespace {
@@ -45,6 +46,25 @@ void BM_WriteDataset(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kCount);
 }
 BENCHMARK(BM_WriteDataset)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The training input path: 32 samples decoded, augmented and normalized at 96x96
+// (one loader worker's cost per batch).
+void BM_LoadBatch(benchmark::State& state) {
+  const auto& model = metro::body::BodyModel::get();
+  const std::string directory = (std::filesystem::temp_directory_path() / "metro_bench_loader").string();
+  metro::data::write_synthetic_dataset(model, directory, 64, 2, {});
+  const metro::data::Dataset dataset(directory);
+  metro::data::LoaderOptions options;
+  options.batch_size = 32, options.image_size = 96, options.num_workers = 1;
+  options.joint_symmetry = metro::data::body_joint_symmetry();
+  options.vertex_symmetry = model.vertex_symmetry();
+  metro::data::DataLoader loader(dataset, options);
+  loader.start_epoch(0);
+  for (auto _ : state) benchmark::DoNotOptimize(loader.make_batch(0));
+  std::filesystem::remove_all(directory);
+  state.SetItemsProcessed(state.iterations() * options.batch_size);
+}
+BENCHMARK(BM_LoadBatch)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
