@@ -36,7 +36,8 @@ build-consumer/consumer
 
 if [ "$fast" -eq 0 ]; then
   echo "== Tests under -fsanitize=address,undefined"
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETRO_SANITIZE=ON -DMETRO_BUILD_TESTS=ON \
+  # -O1: the sanitizers need no more, and the build is twice as fast as at -O2 -g.
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE=-O1 -DMETRO_SANITIZE=ON -DMETRO_BUILD_TESTS=ON \
     -DMETRO_BUILD_EXAMPLES=OFF -DMETRO_BUILD_BENCHMARKS=OFF >/dev/null
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 OMP_NUM_THREADS=2 \
