@@ -126,8 +126,8 @@ inline RowPoints mean_training_mesh(const data::Dataset& dataset, std::size_t ma
 // The baseline that predicts `mean_mesh` (V, 3) for every image of `dataset`.
 inline MeshMetrics evaluate_constant_mesh(const RowPoints& mean_mesh, const data::Dataset& dataset, const MeshHierarchy& mesh,
                                           std::int64_t max_samples = 0) {
-  const Tensor<float> regressed = contiguous(nn::regress_joints(mesh.regressor, tensor_from_points(mean_mesh)));
-  const RowPoints joints = points_of(regressed.data(), 0, regressed.shape()[0], 3);
+  const Tensor<float> regressed = contiguous(nn::regress_joints(mesh.regressor, unsqueeze(tensor_from_points(mean_mesh), 0)));
+  const RowPoints joints = points_of(regressed.data(), 0, regressed.shape()[1], 3);
   eval::MetricAccumulator acc;
   const auto count = static_cast<std::int64_t>(dataset.size());
   for (std::int64_t i = 0; i < count && (max_samples == 0 || i < max_samples); ++i) {

@@ -123,12 +123,12 @@ inline nn::MetroPredictions<float> predictions(const model::MetroOutput<float>& 
           out.camera};
 }
 
-// The data loader options for this body (flip symmetry maps) and a network input size.
-inline data::LoaderOptions loader_options(int batch_size, int image_size, std::uint64_t seed, bool augment, int workers) {
+// The data loader options for this body (flip symmetry maps) and a network input
+// size: for training (shuffled, augmented, full batches) or evaluation (in order, plain).
+inline data::LoaderOptions loader_options(int batch_size, int image_size, std::uint64_t seed, bool training, int workers) {
   data::LoaderOptions o;
   o.batch_size = batch_size, o.image_size = image_size, o.seed = seed, o.num_workers = workers;
-  o.augment.enabled = augment;
-  o.shuffle = augment, o.drop_last = augment;
+  o.augment.enabled = training, o.shuffle = training, o.drop_last = training;
   const auto joints = body::BodyModel::joint_symmetry();
   o.joint_symmetry.assign(joints.begin(), joints.end());
   o.vertex_symmetry = body::BodyModel::get().vertex_symmetry();

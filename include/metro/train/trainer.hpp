@@ -32,6 +32,8 @@ struct TrainOptions {
   std::int64_t steps = 0, epochs = 0, warmup_steps = 50;
   std::int64_t eval_every = 0, checkpoint_every = 500, eval_samples = 256;
   std::uint64_t seed = 0;
+  int heads = 0;            // attention heads of every block (0: the preset's)
+  bool augment = true;      // false: plain crops (e.g. to overfit a few samples)
 };
 
 // Set by the signal handler, read by the loop (which saves and stops).
@@ -110,7 +112,9 @@ class Trainer {
     print_header();
     CsvLog log(o_.out + "/log.csv", {"step", "lr", "loss", "joints_3d", "regressed_joints_3d", "vertices", "joints_2d",
                                      "regressed_joints_2d", "grad_norm", "images_per_s", "data_s", "forward_s", "backward_s", "update_s"});
-    data::DataLoader loader(train_set_, loader_options(o_.batch_size, static_cast<int>(net_->config().image_size), o_.seed, true, o_.workers));
+    data::LoaderOptions options = loader_options(o_.batch_size, static_cast<int>(net_->config().image_size), o_.seed, true, o_.workers);
+    options.augment.enabled = o_.augment;
+    data::DataLoader loader(train_set_, options);
     const auto per_epoch = static_cast<std::int64_t>(loader.batches_per_epoch());
     if (per_epoch == 0) throw ValueError("the training set (" + std::to_string(train_set_.size()) + " samples) is smaller than one batch");
     start_ = std::chrono::steady_clock::now();
@@ -161,6 +165,8 @@ class Trainer {
       config = preset_config(o_.preset, mesh_, o_.image_size > 0 ? o_.image_size : 128);
       if (o_.image_size > 0) config.image_size = o_.image_size;
       config.mvm_ratio = o_.mvm_ratio, config.dropout = o_.dropout;
+      for (auto& block : config.blocks)
+        if (o_.heads > 0) block.heads = o_.heads;
     }
     check_network_matches(config, mesh_);
     net_ = std::make_unique<model::MetroNetwork<float>>(config, init);

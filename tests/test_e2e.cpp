@@ -1,0 +1,125 @@
+// End to end: the example programs as a user runs them, on a tiny synthetic set.
+//   metro_synth -> metro_train (overfits 4 images; resumes exactly) -> metro_eval -> metro_infer
+// The programs are found next to this test: <build>/tests/.. /examples/. The test
+// is skipped (with a message) in builds without the examples.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path programs_dir() { return fs::canonical("/proc/self/exe").parent_path().parent_path() / "examples"; }
+
+// Runs `program args` with output appended to `log`; returns the exit status.
+int run_program(const std::string& program, const std::string& args, const fs::path& log) {
+  const std::string command = (programs_dir() / program).string() + " " + args + " >>" + log.string() + " 2>&1";
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The "loss" column (third) of metro_train's log.csv, one value per step.
+std::vector<double> logged_losses(const fs::path& csv) {
+  std::ifstream in(csv);
+  std::string line;
+  std::vector<double> losses;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::stringstream cells(line);
+    std::string cell;
+    for (int column = 0; column < 3; ++column) std::getline(cells, cell, ',');
+    losses.push_back(std::stod(cell));
+  }
+  return losses;
+}
+
+double mean_of(const std::vector<double>& v, std::size_t first, std::size_t count) {
+  double total = 0;
+  for (std::size_t i = first; i < first + count; ++i) total += v.at(i);
+  return total / static_cast<double>(count);
+}
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("metro_e2e_" + std::to_string(getpid()));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+}  // namespace
+
+TEST_CASE("synth -> train -> eval -> infer") {
+  if (!fs::exists(programs_dir() / "metro_train") || !fs::exists(programs_dir() / "metro_synth")) {
+    MESSAGE("skipped: the example programs are not built next to this test (" << programs_dir().string() << ")");
+    return;
+  }
+  const TempDir tmp;
+  const fs::path log = tmp.path / "log.txt", data = tmp.path / "data", few = tmp.path / "few";
+  INFO("program output: " << read_text(log));
+  REQUIRE(run_program("metro_synth", "--count 32 --seed 3 --size 64 --threads 2 --out " + data.string(), log) == 0);
+  REQUIRE(run_program("metro_synth", "--count 4 --seed 4 --size 64 --threads 2 --out " + few.string(), log) == 0);
+
+  // Overfitting 4 plain images: the loss must fall well below its start.
+  const std::string tiny = " --image-size 32 --batch-size 4 --lr 1e-3 --schedule constant --warmup-steps 0 --dropout 0 --no-augment"
+                           " --eval-samples 8 --threads 2 --data " + few.string() + " --val " + data.string();
+  const fs::path run = tmp.path / "run";
+  REQUIRE(run_program("metro_train", "--steps 12 --out " + run.string() + tiny, log) == 0);
+  const std::vector<double> losses = logged_losses(run / "log.csv");
+  REQUIRE(losses.size() == 12);
+  CHECK(mean_of(losses, 9, 3) < 0.6 * mean_of(losses, 0, 3));
+  const std::string metrics = read_text(run / "metrics.json");
+  CHECK(metrics.find("\"pa_mpjpe_mm\"") != std::string::npos);
+  CHECK(metrics.find("\"baseline\"") != std::string::npos);
+
+  // Resuming at step 6 reproduces the uninterrupted run's step 12 exactly.
+  const fs::path split = tmp.path / "split";
+  REQUIRE(run_program("metro_train", "--steps 6 --out " + split.string() + tiny, log) == 0);
+  REQUIRE(run_program("metro_train", "--steps 12 --resume " + (split / "checkpoint.safetensors").string() + " --out " + split.string() + tiny, log) == 0);
+  const std::vector<double> resumed = logged_losses(split / "log.csv");
+  REQUIRE(resumed.size() == 12);
+  CHECK(resumed.back() == doctest::Approx(losses.back()).epsilon(1e-5));
+
+  // Evaluation writes all metrics; a missing checkpoint is one clear error.
+  const fs::path json = tmp.path / "eval.json";
+  const std::string checkpoint = (run / "checkpoint.safetensors").string();
+  REQUIRE(run_program("metro_eval", "--checkpoint " + checkpoint + " --data " + data.string() + " --baseline-from " + few.string() +
+                                        " --json " + json.string(), log) == 0);
+  CHECK(read_text(json).find("\"f_at_15mm\"") != std::string::npos);
+  CHECK(run_program("metro_eval", "--checkpoint " + (tmp.path / "missing.safetensors").string() + " --data " + data.string(), log) == 1);
+  CHECK(read_text(log).find("metro_eval: error: ") != std::string::npos);
+
+  // Inference writes a complete OBJ of the full mesh with finite coordinates.
+  const fs::path image = data / "images" / "train_00000000.png", out = tmp.path / "infer";
+  REQUIRE(run_program("metro_infer", "--checkpoint " + checkpoint + " --out " + out.string() + " " + image.string(), log) == 0);
+  std::ifstream obj(out / "train_00000000.obj");
+  std::string kind;
+  int vertices = 0, faces = 0;
+  bool finite = true;
+  for (std::string line; std::getline(obj, line);) {
+    std::istringstream words(line);
+    double x = 0, y = 0, z = 0;
+    words >> kind >> x >> y >> z;
+    if (kind == "v") ++vertices, finite = finite && std::isfinite(x + y + z);
+    if (kind == "f") ++faces;
+  }
+  CHECK(vertices == 6890);
+  CHECK(faces > 6890);
+  CHECK(finite);
+  CHECK(fs::file_size(out / "train_00000000_overlay.png") > 100);
+}
