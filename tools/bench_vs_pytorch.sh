@@ -10,9 +10,8 @@
 #   --rounds   interleaved rounds (default 3); --reps timed repetitions per process (default 2)
 # Environment:
 #   BUILD_DIR (build-perf), OMP_WAIT_POLICY (passive: spinning threads starve a
-#   shared machine, for both sides), OPENBLAS_DIR (an OpenBLAS build for
-#   PyTorch's BLAS when the system's libblas is the reference one; default: the
-#   Debian libopenblas0-pthread directory if present).
+#   shared machine, for both sides), OPENBLAS_DIRS (OpenBLAS builds to try for
+#   PyTorch's BLAS, see below).
 # Prints the table `workload | ours | pytorch | ratio` and `geomean_ratio=<x>`
 # (ours / PyTorch time: below 1 means we are faster).
 set -euo pipefail
@@ -42,27 +41,38 @@ cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMETRO_BUILD_BENCHM
 cmake --build "$BUILD_DIR" --target bench_models -j2 >/dev/null
 OURS="$BUILD_DIR/benchmarks/bench_models"
 
-# PyTorch at its best here: Debian's torch links the generic libblas.so.3; when
-# that is the reference BLAS, point it at OpenBLAS, then keep whichever of
-# OPENBLAS_CORETYPE unset / SkylakeX is faster and gives the same output.
-OPENBLAS_DIR=${OPENBLAS_DIR:-/usr/lib/x86_64-linux-gnu/openblas-pthread}
-TORCH_ENV=()
-if [ -e "$OPENBLAS_DIR/libblas.so.3" ]; then TORCH_ENV+=("LD_LIBRARY_PATH=$OPENBLAS_DIR"); fi
-probe() {  # prints "<median seconds> <checksum>" of the transformer forward
+# PyTorch at its best here. Debian's torch calls the generic libblas.so.3; when
+# that is the reference BLAS it is very slow, so OpenBLAS builds are tried in its
+# place (LD_LIBRARY_PATH), each with OPENBLAS_CORETYPE unset and SkylakeX. The
+# fastest setting whose output matches the plain run (rel 1e-4) is kept.
+# OPENBLAS_DIRS: directories holding an OpenBLAS libblas.so.3 (default: Debian's
+# libopenblas0-openmp and -pthread locations; see docs/benchmarks.md).
+OPENBLAS_DIRS=${OPENBLAS_DIRS:-/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/x86_64-linux-gnu/openblas-pthread}
+probe() {  # prints "<median seconds> <checksum>" of PyTorch's transformer forward under `env "$@"`
   local t c
-  t=$(env "${TORCH_ENV[@]}" "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --reps 2 |
+  t=$(env "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --reps 2 |
       "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["median_s"])')
-  c=$(env "${TORCH_ENV[@]}" "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --check |
+  c=$(env "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --check |
       "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["checksum"])')
   echo "$t $c"
 }
-read -r plain_time plain_sum < <(probe OPENBLAS_CORETYPE=)
-read -r skx_time skx_sum < <(probe OPENBLAS_CORETYPE=SkylakeX)
-CORETYPE=
-if "$PYTHON" -c "import sys; a,b,ta,tb=map(float,sys.argv[1:]); sys.exit(0 if abs(a-b)<=1e-4*abs(a) and tb<ta else 1)" \
-     "$plain_sum" "$skx_sum" "$plain_time" "$skx_time"; then CORETYPE=SkylakeX; fi
-TORCH_ENV+=("OPENBLAS_CORETYPE=$CORETYPE")
-echo "PyTorch: ${TORCH_ENV[*]:-system BLAS} (probe: plain ${plain_time}s, SkylakeX ${skx_time}s)"
+read -r best_time reference_sum < <(probe OPENBLAS_CORETYPE=)
+TORCH_ENV=("OPENBLAS_CORETYPE=")
+echo "PyTorch probe: system BLAS ${best_time}s" >&2
+for dir in $OPENBLAS_DIRS; do
+  [ -e "$dir/libblas.so.3" ] || continue
+  for coretype in "" SkylakeX; do
+    candidate=("LD_LIBRARY_PATH=$dir" "OPENBLAS_CORETYPE=$coretype")
+    read -r t sum < <(probe "${candidate[@]}")
+    echo "PyTorch probe: ${candidate[*]} ${t}s" >&2
+    if "$PYTHON" -c "import sys; r,s,t,b=map(float,sys.argv[1:]); sys.exit(0 if abs(r-s)<=1e-4*abs(r) and t<b else 1)" \
+         "$reference_sum" "$sum" "$t" "$best_time"; then
+      best_time=$t
+      TORCH_ENV=("${candidate[@]}")
+    fi
+  done
+done
+echo "PyTorch runs with: ${TORCH_ENV[*]}"
 
 RESULTS=$(mktemp -d)
 trap 'rm -rf "$RESULTS"' EXIT

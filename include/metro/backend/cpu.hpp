@@ -16,6 +16,14 @@
 #include "metro/core/eigen.hpp"
 #include "metro/core/shape.hpp"
 
+// Eigen's vectorized erf (GELU), under the same pragmas as core/eigen.hpp.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <unsupported/Eigen/SpecialFunctions>
+#pragma GCC diagnostic pop
+
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
@@ -159,25 +167,21 @@ struct Kernels<cpu> {
   }
 
   // Softmax of each contiguous row of length n (scaled by `scale` first), numerically stable.
+  // Eigen's array expressions give one vectorized pass per step (its exp is
+  // vectorized for float and double).
   template <class T>
   static void softmax_rows(const T* in, T* out, std::int64_t rows, std::int64_t n, T scale, bool log) {
     parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(n, 1)),
                  [&](std::int64_t first, std::int64_t last) {
                    for (std::int64_t r = first; r < last; ++r) {
-                     const T* x = in + r * n;
-                     T* y = out + r * n;
-                     T max = -std::numeric_limits<T>::infinity();
-                     for (std::int64_t i = 0; i < n; ++i) max = std::max(max, scale * x[i]);
-                     T total = 0;
-                     for (std::int64_t i = 0; i < n; ++i) total += (y[i] = std::exp(scale * x[i] - max));
-                     if (log) {
-                       const T log_total = std::log(total) + max;
-                       for (std::int64_t i = 0; i < n; ++i) y[i] = scale * x[i] - log_total;
-                     } else {
-                       const T inv = T(1) / total;
-#pragma omp simd
-                       for (std::int64_t i = 0; i < n; ++i) y[i] *= inv;
-                     }
+                     const ConstRow<T> x(in + r * n, n);
+                     Row<T> y(out + r * n, n);
+                     const T max = n > 0 ? (x * scale).maxCoeff() : T(0);
+                     y = (x * scale - max).exp();
+                     if (log)
+                       y = x * scale - (std::log(y.sum()) + max);
+                     else
+                       y *= T(1) / y.sum();
                    }
                  });
   }
@@ -188,15 +192,35 @@ struct Kernels<cpu> {
     parallel_for(rows, std::max<std::int64_t>(1, kParallelGrain / std::max<std::int64_t>(n, 1)),
                  [&](std::int64_t first, std::int64_t last) {
                    for (std::int64_t r = first; r < last; ++r) {
-                     const T* yr = y + r * n;
-                     const T* g = gy + r * n;
-                     T* out = gx + r * n;
-                     T dot = 0;
-                     for (std::int64_t i = 0; i < n; ++i) dot += log ? g[i] : g[i] * yr[i];
-                     for (std::int64_t i = 0; i < n; ++i)
-                       out[i] = log ? scale * (g[i] - std::exp(yr[i]) * dot) : scale * yr[i] * (g[i] - dot);
+                     const ConstRow<T> yr(y + r * n, n), g(gy + r * n, n);
+                     Row<T> out(gx + r * n, n);
+                     if (log)
+                       out = scale * (g - yr.exp() * g.sum());
+                     else
+                       out = scale * yr * (g - (g * yr).sum());
                    }
                  });
+  }
+
+  // GELU, erf form: y = x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, over n contiguous values.
+  // For float, Eigen's vectorized erf (a rational approximation, about 1 ulp, as
+  // PyTorch's own vectorized erf); for double, std::erf.
+  template <class T>
+  static void gelu(const T* x, T* y, std::int64_t n) {
+    for_chunks(n, [&](std::int64_t begin, std::int64_t end) {
+      const ConstRow<T> v(x + begin, end - begin);
+      Row<T>(y + begin, end - begin) = T(0.5) * v * (T(1) + (v * T(kInvSqrt2)).erf());
+    });
+  }
+  // gx = gy (Phi(x) + x phi(x)), phi the standard normal density.
+  template <class T>
+  static void gelu_backward(const T* x, const T* gy, T* gx, std::int64_t n) {
+    for_chunks(n, [&](std::int64_t begin, std::int64_t end) {
+      const ConstRow<T> v(x + begin, end - begin), g(gy + begin, end - begin);
+      const auto cdf = T(0.5) * (T(1) + (v * T(kInvSqrt2)).erf());
+      const auto pdf = (T(-0.5) * v.square()).exp() * T(kInvSqrt2Pi);
+      Row<T>(gx + begin, end - begin) = g * (cdf + v * pdf);
+    });
   }
 
   // C (m x n, row-major, leading dimension ldc) = op(A) * op(B) (+ C when accumulate).
@@ -208,27 +232,31 @@ struct Kernels<cpu> {
     std::int64_t rows, cols, row_stride, col_stride;
   };
 
+  // Large products are split into one block of output rows (or columns) per
+  // thread, each a single-threaded Eigen GEMM: one fork/join per product instead
+  // of Eigen's own spin-waiting synchronisation between the threads, which
+  // collapses when the cores are shared with other processes.
   template <class T>
   static void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
-    using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using ColMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
-    Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>> out(c, a.rows, b.cols, Eigen::OuterStride<>(ldc));
-    auto with_a = [&](const auto& am) {
-      auto with_b = [&](const auto& bm) {
-        if (accumulate)
-          out.noalias() += am * bm;
+    const std::int64_t m = a.rows, n = b.cols, k = a.cols;
+    int threads = 1;
+#if defined(_OPENMP)
+    if (!omp_in_parallel() && m * n * k >= kParallelGemmWork) threads = omp_get_max_threads();
+#endif
+    if (threads <= 1) return gemm_block(a, b, c, ldc, accumulate);
+    const bool split_rows = m >= n;
+    const std::int64_t extent = split_rows ? m : n, align = 16;  // one AVX-512 register of floats
+    parallel_for(threads, 1, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t t = first; t < last; ++t) {
+        const std::int64_t begin = extent * t / threads / align * align;
+        const std::int64_t end = t + 1 == threads ? extent : extent * (t + 1) / threads / align * align;
+        if (begin >= end) continue;
+        if (split_rows)
+          gemm_block({a.data + begin * a.row_stride, end - begin, k, a.row_stride, a.col_stride}, b, c + begin * ldc, ldc, accumulate);
         else
-          out.noalias() = am * bm;
-      };
-      if (b.col_stride == 1)
-        with_b(Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.row_stride)));
-      else
-        with_b(Eigen::Map<const ColMajor, Eigen::Unaligned, Eigen::OuterStride<>>(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.col_stride)));
-    };
-    if (a.col_stride == 1)
-      with_a(Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.row_stride)));
-    else
-      with_a(Eigen::Map<const ColMajor, Eigen::Unaligned, Eigen::OuterStride<>>(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.col_stride)));
+          gemm_block(a, {b.data + begin * b.col_stride, k, end - begin, b.row_stride, b.col_stride}, c + begin, ldc, accumulate);
+      }
+    });
   }
 
   // Runs gemm for `batch` independent products; small products run one per
@@ -269,6 +297,51 @@ struct Kernels<cpu> {
   }
 
  private:
+  template <class T>
+  using Row = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  template <class T>
+  using ConstRow = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  static constexpr double kInvSqrt2 = 0.70710678118654752440, kInvSqrt2Pi = 0.39894228040143267794;
+
+  // body(begin, end) over [0, n) in cache-sized chunks, in parallel when worth it.
+  template <class Body>
+  static void for_chunks(std::int64_t n, Body&& body) {
+    constexpr std::int64_t chunk = 4096;
+    parallel_for((n + chunk - 1) / chunk, std::max<std::int64_t>(1, kParallelGrain / chunk), [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t c = first; c < last; ++c) body(c * chunk, std::min(n, (c + 1) * chunk));
+    });
+  }
+
+  // Multiply-adds from which a product is split across the threads: Eigen
+  // itself would fork from 2 x 50000 (its minimum task size) on, so no product
+  // reaches Eigen's own threading.
+  static constexpr std::int64_t kParallelGemmWork = 100000;
+
+  // One Eigen GEMM on the calling thread (Eigen does not fork inside an OpenMP region).
+  template <class T>
+  static void gemm_block(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
+    using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using ColMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+    Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>> out(c, a.rows, b.cols, Eigen::OuterStride<>(ldc));
+    auto with_a = [&](const auto& am) {
+      auto with_b = [&](const auto& bm) {
+        if (accumulate)
+          out.noalias() += am * bm;
+        else
+          out.noalias() = am * bm;
+      };
+      if (b.col_stride == 1)
+        with_b(Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.row_stride)));
+      else
+        with_b(Eigen::Map<const ColMajor, Eigen::Unaligned, Eigen::OuterStride<>>(b.data, b.rows, b.cols, Eigen::OuterStride<>(b.col_stride)));
+    };
+    if (a.col_stride == 1)
+      with_a(Eigen::Map<const RowMajor, Eigen::Unaligned, Eigen::OuterStride<>>(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.row_stride)));
+    else
+      with_a(Eigen::Map<const ColMajor, Eigen::Unaligned, Eigen::OuterStride<>>(a.data, a.rows, a.cols, Eigen::OuterStride<>(a.col_stride)));
+  }
+
+
   template <class T>
   static void sum_rows(const T* in, T* out, std::int64_t rows, std::int64_t n) {
     // Fixed-size blocks summed separately, then combined in order: the same

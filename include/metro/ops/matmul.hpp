@@ -87,12 +87,36 @@ Tensor<T, D> matmul(const Tensor<T, D>& a, const Tensor<T, D>& b) {
 }
 
 // x @ weight^T + bias, as nn.Linear: x (..., in), weight (out, in), bias (out) or undefined.
+// With a bias it is one op: the output rows start as the bias and the GEMM
+// accumulates into them (no separate broadcast-add pass and temporary).
 template <class T, class D>
 Tensor<T, D> linear(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Tensor<T, D>& bias = {}) {
   if (weight.dim() != 2 || x.dim() == 0 || x.shape().back() != weight.shape()[1])
     throw ShapeError("linear: input " + x.shape().str() + " does not match weight " + weight.shape().str());
-  const Tensor<T, D> y = matmul(x, transpose(weight, 0, 1));
-  return bias.defined() ? y + bias : y;
+  if (!bias.defined()) return matmul(x, transpose(weight, 0, 1));
+  const std::int64_t in = weight.shape()[1], out = weight.shape()[0];
+  if (!(bias.shape() == Shape{out})) throw ShapeError("linear: bias " + bias.shape().str() + " does not match weight " + weight.shape().str());
+  Tensor<T, D> rows = reshape(x.detach(), {-1, in});  // (R, in)
+  if (!detail::eigen_mappable(rows)) rows = contiguous(rows);
+  const Tensor<T, D> w = contiguous(weight.detach()), b = contiguous(bias.detach());
+  Shape out_shape = x.shape();
+  out_shape[out_shape.size() - 1] = out;
+  Tensor<T, D> y = empty<T, D>(out_shape);  // (..., out), filled as (R, out)
+  const std::int64_t count = rows.shape()[0];
+  copy_(reshape(y, {count, out}), b);
+  backend::Kernels<D>::gemm(detail::matrix_view(rows, 0), {w.data(), in, out, 1, in}, y.data(), out, true);
+  if (autograd::needs_grad(x, weight, bias))
+    autograd::record(y, [x, weight, bias, rows, w, count, in, out](const Tensor<T, D>& g) {
+      const Tensor<T, D> g2 = reshape(contiguous(g), {count, out});  // (R, out)
+      if (x.requires_grad()) autograd::accumulate_grad(x, reshape(detail::matmul_forward(g2, w), x.shape()));
+      if (weight.requires_grad()) autograd::accumulate_grad(weight, detail::matmul_forward(transpose(g2, 0, 1), rows));
+      if (bias.requires_grad()) {
+        Tensor<T, D> gb = empty<T, D>({out});
+        backend::Kernels<D>::sum_middle(g2.data(), gb.data(), 1, count, out);
+        autograd::accumulate_grad(bias, gb);
+      }
+    });
+  return y;
 }
 
 }  // namespace metro
