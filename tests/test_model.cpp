@@ -210,3 +210,45 @@ TEST_CASE("two threads training two models at once match training them one after
   CHECK(parallel_second == second);
   CHECK(first != second);
 }
+
+#include <sstream>  // the summary line of the whole-network parity test
+
+TEST_CASE("parity: the whole MetroNetwork (tiny config, eval) against PyTorch, every output and gradient") {
+  // Fixture metro_network (tools/fixtures.md): tiny_config() with 16 position rows instead of 512.
+  MetroConfig config = tiny_config();
+  config.position_embeddings = 16;
+  MetroNetwork<float> net(config);
+  const io::SafeTensorsFile file = testing::fixture("metro_network");
+  net.load_state_dict(nn::tensors_with_prefix<float>(file, "param."));  // includes the template buffers
+  net.eval();
+  const TensorF x = nn::tensor_from_record<float>(file.tensors.at("input.x"), "input.x").requires_grad_();
+  const MetroOutput<float> out = net.forward(x);
+  const std::vector<std::pair<std::string, TensorF>> outputs{{"camera", out.camera},
+                                                             {"joints", out.joints},
+                                                             {"coarse_vertices", out.coarse_vertices},
+                                                             {"mid_vertices", out.mid_vertices},
+                                                             {"full_vertices", out.full_vertices}};
+  const auto compare = [&](const std::string& what, const TensorF& actual, const std::string& key) {
+    const double error = testing::relative_error(actual, testing::fixture_tensor(file, key));
+    CHECK_MESSAGE(error < 1e-4, what << ": relative error " << error);
+    return error;
+  };
+  std::ostringstream summary;
+  TensorF loss = zeros<float>({});
+  for (const auto& [name, y] : outputs) {
+    summary << name << " " << compare("output " + name, y, "output." + name) << ", ";
+    const std::string weight = "loss_weight." + name;
+    loss = loss + sum(y * nn::tensor_from_record<float>(file.tensors.at(weight), weight));  // L = sum_k sum(y_k * W_k)
+  }
+  loss.backward();
+  summary << "input grad " << compare("input grad", x.grad(), "grad.input.x");
+  double worst = 0;
+  std::string worst_name;
+  for (const auto& [name, p] : net.named_parameters()) {
+    REQUIRE_MESSAGE(p.grad().defined(), "no gradient for " << name);
+    const double error = compare("grad of " + name, p.grad(), "grad.param." + name);
+    if (error > worst) worst = error, worst_name = name;
+  }
+  MESSAGE("metro_network relative errors: " << summary.str() << ", worst parameter grad " << worst << " (" << worst_name << ")");
+  clear_tape();
+}

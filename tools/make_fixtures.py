@@ -397,12 +397,14 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = downsample(in_planes, planes, stride)
+        # As torchvision: a projection shortcut only where the shape changes, else identity.
+        self.downsample = downsample(in_planes, planes, stride) if stride != 1 or in_planes != planes else None
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.downsample(x))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + shortcut)
 
 
 class Bottleneck(nn.Module):
@@ -438,6 +440,105 @@ def case_resnet_block(case):
     module = block(8, planes, 2)
     randomize_norm_layers(module)
     return module_case(module, {"x": torch.randn(2, 8, 9, 9)}, config, train=train)
+
+
+# ---------------------------------------------------------------------------
+# The full METRO network, mirroring include/metro/model/metro_network.hpp
+# ---------------------------------------------------------------------------
+
+
+class ResNetTrunk(nn.Module):
+    """torchvision's ResNet without avgpool/fc: conv1 7x7/2, bn1, relu, maxpool 3x3/2, layer1..layerK."""
+
+    def __init__(self, block, layers, base_width, in_channels=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, base_width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base_width)
+        in_planes = base_width
+        for stage, count in enumerate(layers):
+            planes, stride = base_width << stage, 1 if stage == 0 else 2
+            blocks = []
+            for index in range(count):
+                blocks.append(block(in_planes, planes, stride if index == 0 else 1))
+                in_planes = planes * block.expansion
+            self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
+        self.stages = len(layers)
+
+    def forward(self, x):  # (B, 3, H, W) -> (B, C, H / 2^(K+1), W / 2^(K+1))
+        out = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), kernel_size=3, stride=2, padding=1)
+        for stage in range(self.stages):
+            out = getattr(self, f"layer{stage + 1}")(out)
+        return out
+
+
+class MetroNetwork(nn.Module):
+    """METRO in eval mode (no masking, dropout off), grid token mode, camera from the vertex tokens.
+
+    Names as in the C++ MetroNetwork: backbone.*, conv_learn_tokens.*, the buffers
+    template_joints / template_vertices, trans_encoder.<i>.*, cam_param_fc{,2,3}.*,
+    upsampling.*, upsampling2.*.
+    """
+
+    def __init__(self, c):
+        super().__init__()
+        self.num_joints, self.num_vertices = c["num_joints"], c["num_coarse_vertices"]
+        self.backbone = ResNetTrunk(BasicBlock, c["backbone_layers"], c["base_width"])
+        tokens = self.num_joints + self.num_vertices
+        self.conv_learn_tokens = nn.Conv1d(c["grid_size"] ** 2, tokens, kernel_size=1)
+        self.register_buffer("template_joints", torch.zeros(self.num_joints, 3))
+        self.register_buffer("template_vertices", torch.zeros(self.num_vertices, 3))
+        self.trans_encoder = nn.ModuleList(
+            [MetroEncoderBlock(b["in"], b["hidden"], b["out"], b["layers"], b["heads"], b["intermediate"],
+                               1e-12, c["position_embeddings"]) for b in c["blocks"]])
+        self.cam_param_fc = nn.Linear(3, 1)
+        self.cam_param_fc2 = nn.Linear(self.num_vertices, c["camera_hidden"])
+        self.cam_param_fc3 = nn.Linear(c["camera_hidden"], 3)
+        mid, full = c["upsample_sizes"]
+        self.upsampling = nn.Linear(self.num_vertices, mid)
+        self.upsampling2 = nn.Linear(mid, full)
+
+    def forward(self, images):  # (B, 3, S, S)
+        batch = images.shape[0]
+        grid = self.backbone(images)                                          # (B, C, h, w)
+        cells = grid.reshape(batch, grid.shape[1], -1).transpose(1, 2)        # (B, h*w, C)
+        image_tokens = self.conv_learn_tokens(cells)                          # (B, N, C)
+        xyz = torch.cat([self.template_joints, self.template_vertices], dim=0)  # (N, 3)
+        tokens = torch.cat([xyz.expand(batch, -1, -1), image_tokens], dim=2)  # (B, N, 3 + C)
+        for block in self.trans_encoder:
+            tokens = block(tokens)["y"]                                       # ... -> (B, N, 3)
+        joints = tokens[:, :self.num_joints]                                  # (B, J, 3)
+        coarse = tokens[:, self.num_joints:]                                  # (B, V, 3)
+        camera = self.cam_param_fc3(self.cam_param_fc2(self.cam_param_fc(coarse).squeeze(2)))  # (B, 3)
+        mid = self.upsampling(coarse.transpose(1, 2))                         # (B, 3, mid)
+        full = self.upsampling2(mid)                                          # (B, 3, full)
+        return {"camera": camera, "joints": joints, "coarse_vertices": coarse,
+                "mid_vertices": mid.transpose(1, 2), "full_vertices": full.transpose(1, 2)}
+
+
+METRO_OUTPUTS = ("camera", "joints", "coarse_vertices", "mid_vertices", "full_vertices")
+
+
+def case_metro_network(case):
+    # tiny_config() of tests/test_model.cpp, except 16 position rows instead of 512: the
+    # three 512-row tables (F32 + F64 gradient) alone would be 123 KB; rows 8..15 stay unused.
+    config = {"image_size": 32, "backbone_block": "basic", "backbone_layers": [1, 1], "base_width": 4,
+              "grid_size": 4, "feature_channels": 8, "token_mode": "grid", "num_joints": 3,
+              "num_coarse_vertices": 5, "upsample_sizes": [9, 17], "position_embeddings": 16,
+              "blocks": [{"in": 11, "hidden": 8, "out": 6, "layers": 1, "heads": 2, "intermediate": 12},
+                         {"in": 6, "hidden": 8, "out": 4, "layers": 1, "heads": 2, "intermediate": 12},
+                         {"in": 4, "hidden": 4, "out": 3, "layers": 1, "heads": 2, "intermediate": 8}],
+              "camera_hidden": 4, "camera_from_all_tokens": False, "hidden_act": "gelu (erf)",
+              "layer_norm_eps": 1e-12, "bn_eps": 1e-5, "mode": "eval", "dropout": 0, "mvm": "off",
+              "input_shape": [2, 3, 32, 32]}
+    module = MetroNetwork(config)
+    randomize_norm_layers(module)
+    with torch.no_grad():
+        for block in module.trans_encoder:  # BERT-like scale, as in encoder_block
+            block.position_embeddings.weight.mul_(0.5)
+        module.template_joints.copy_(torch.randn(3, 3))
+        module.template_vertices.copy_(torch.randn(5, 3))
+    return module_case(module, {"x": torch.randn(2, 3, 32, 32)}, config, forward=lambda m, xs: m(xs["x"]),
+                       loss_keys=METRO_OUTPUTS)
 
 
 # ---------------------------------------------------------------------------
@@ -526,6 +627,7 @@ CASES = {
     "basic_block_eval": case_resnet_block,
     "bottleneck_train": case_resnet_block,
     "bottleneck_eval": case_resnet_block,
+    "metro_network": case_metro_network,
     **{name: case_optimizer for name in OPTIMIZER_CASES},
     "losses": case_losses,
     "losses_no_gate": case_losses,
