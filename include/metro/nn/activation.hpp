@@ -50,6 +50,9 @@ class Dropout : public Layer<T, D> {
   }
   Tensor<T, D> forward(const Tensor<T, D>& x) override { return dropout(x, p_, this->is_training(), gen_); }
   double p() const noexcept { return p_; }
+  // The layer's own mask generator: training code saves and restores its state
+  // (or reseeds it per step) so that a resumed run draws the same masks.
+  Generator& generator() noexcept { return gen_; }
 
  private:
   double p_;

@@ -161,6 +161,13 @@ class Sequential : public Layer<T, D> {
   std::vector<std::shared_ptr<Layer<T, D>>> layers_;
 };
 
+// Calls visit(m) for `module` and every module below it, parents before children.
+template <class T, class D, class Visit>
+void for_each_module(Module<T, D>& module, Visit&& visit) {
+  visit(module);
+  for (const auto& [name, child] : module.named_children()) for_each_module(*child, visit);
+}
+
 // Number of trainable scalars.
 template <class T, class D>
 std::int64_t count_parameters(const Module<T, D>& module) {
