@@ -90,18 +90,46 @@ void add_(Tensor<T, D>& dst, const Tensor<T, D>& src);
 
 namespace autograd {
 
-// Adds `grad` (of the op's output shape, possibly broadcast) into input's gradient.
+// current += grad (grad already of current's shape); the first gradient is kept as is.
 template <class T, class D>
-void accumulate_grad(const Tensor<T, D>& input, Tensor<T, D> grad) {
-  if (!input.requires_grad()) return;
-  if (!(grad.shape() == input.shape())) grad = sum_to(grad, input.shape());
-  auto& current = input.meta("accumulate_grad").grad;
+void add_grad(Tensor<T, D>& current, Tensor<T, D> grad) {
   if (!current.defined())
     current = grad.is_contiguous() ? std::move(grad) : grad.contiguous();
   else if (current.uniquely_owned())
     add_(current, grad);
   else
     current = add(current, grad);
+}
+
+// Adds `grad` (of the op's output shape, possibly broadcast) into input's gradient.
+template <class T, class D>
+void accumulate_grad(const Tensor<T, D>& input, Tensor<T, D> grad) {
+  if (!input.requires_grad()) return;
+  if (!(grad.shape() == input.shape())) grad = sum_to(grad, input.shape());
+  add_grad(input.meta("accumulate_grad").grad, std::move(grad));
+}
+
+// What a backward needs to send a gradient to an input, without keeping the
+// input's data alive: ops whose backward does not read an input's values (add,
+// sub, scaling) capture this instead of the tensor, so the tape does not hold
+// activations nobody will read.
+template <class T, class D>
+struct GradTarget {
+  std::shared_ptr<detail::AutogradMeta<T, D>> meta;  // null when the input does not require grad
+  Shape shape;
+  bool requires_grad() const noexcept { return meta != nullptr; }
+};
+
+template <class T, class D>
+GradTarget<T, D> grad_target(const Tensor<T, D>& t) {
+  return {t.meta_ptr(), t.shape()};
+}
+
+template <class T, class D>
+void accumulate_grad(const GradTarget<T, D>& target, Tensor<T, D> grad) {
+  if (!target.requires_grad()) return;
+  if (!(grad.shape() == target.shape)) grad = sum_to(grad, target.shape);
+  add_grad(target.meta->grad, std::move(grad));
 }
 
 }  // namespace autograd

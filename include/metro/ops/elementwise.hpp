@@ -74,7 +74,8 @@ void fill_(const Tensor<T, D>& dst, T value) {
 template <class T, class D>
 Tensor<T, D> neg(const Tensor<T, D>& x) {
   Tensor<T, D> y = map(x, [](T v) { return -v; });
-  if (autograd::needs_grad(x)) autograd::record(y, [x](const Tensor<T, D>& g) { autograd::accumulate_grad(x, neg(g)); });
+  if (autograd::needs_grad(x))
+    autograd::record(y, [x = autograd::grad_target(x)](const Tensor<T, D>& g) { autograd::accumulate_grad(x, neg(g)); });
   return y;
 }
 
@@ -117,9 +118,11 @@ Tensor<T, D> abs(const Tensor<T, D>& x) {
 template <class T, class D>
 Tensor<T, D> relu(const Tensor<T, D>& x) {
   Tensor<T, D> y = map(x, [](T v) { return v > 0 ? v : T(0); });
+  // y > 0 exactly where x > 0: the backward reads the output, so the input (often
+  // a BatchNorm output nothing else needs) can be freed.
   if (autograd::needs_grad(x))
-    autograd::record(y, [x](const Tensor<T, D>& g) {
-      autograd::accumulate_grad(x, map(g, x, [](T gv, T xv) { return xv > 0 ? gv : T(0); }));
+    autograd::record(y, [x = autograd::grad_target(x), y = y.detach()](const Tensor<T, D>& g) {
+      autograd::accumulate_grad(x, map(g, y, [](T gv, T yv) { return yv > 0 ? gv : T(0); }));
     });
   return y;
 }
@@ -188,14 +191,16 @@ Tensor<T, D> pow(const Tensor<T, D>& x, T p) {
 template <class T, class D>
 Tensor<T, D> add(const Tensor<T, D>& x, T s) {
   Tensor<T, D> y = map(x, [s](T v) { return v + s; });
-  if (autograd::needs_grad(x)) autograd::record(y, [x](const Tensor<T, D>& g) { autograd::accumulate_grad(x, g); });
+  if (autograd::needs_grad(x))
+    autograd::record(y, [x = autograd::grad_target(x)](const Tensor<T, D>& g) { autograd::accumulate_grad(x, g); });
   return y;
 }
 
 template <class T, class D>
 Tensor<T, D> mul(const Tensor<T, D>& x, T s) {
   Tensor<T, D> y = map(x, [s](T v) { return v * s; });
-  if (autograd::needs_grad(x)) autograd::record(y, [x, s](const Tensor<T, D>& g) { autograd::accumulate_grad(x, mul(g, s)); });
+  if (autograd::needs_grad(x))
+    autograd::record(y, [x = autograd::grad_target(x), s](const Tensor<T, D>& g) { autograd::accumulate_grad(x, mul(g, s)); });
   return y;
 }
 
@@ -216,7 +221,7 @@ template <class T, class D>
 Tensor<T, D> add(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   Tensor<T, D> y = map(a, b, std::plus<T>{}, "add");
   if (autograd::needs_grad(a, b))
-    autograd::record(y, [a, b](const Tensor<T, D>& g) {
+    autograd::record(y, [a = autograd::grad_target(a), b = autograd::grad_target(b)](const Tensor<T, D>& g) {
       autograd::accumulate_grad(a, g);
       autograd::accumulate_grad(b, g);
     });
@@ -227,7 +232,7 @@ template <class T, class D>
 Tensor<T, D> sub(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   Tensor<T, D> y = map(a, b, std::minus<T>{}, "sub");
   if (autograd::needs_grad(a, b))
-    autograd::record(y, [a, b](const Tensor<T, D>& g) {
+    autograd::record(y, [a = autograd::grad_target(a), b = autograd::grad_target(b)](const Tensor<T, D>& g) {
       autograd::accumulate_grad(a, g);
       if (b.requires_grad()) autograd::accumulate_grad(b, neg(g));
     });
@@ -237,10 +242,14 @@ Tensor<T, D> sub(const Tensor<T, D>& a, const Tensor<T, D>& b) {
 template <class T, class D>
 Tensor<T, D> mul(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   Tensor<T, D> y = map(a, b, std::multiplies<T>{}, "mul");
+  // Each input's values are kept only when the other input needs them (dropout's
+  // x * mask keeps the mask, not x).
   if (autograd::needs_grad(a, b))
-    autograd::record(y, [a, b](const Tensor<T, D>& g) {
-      if (a.requires_grad()) autograd::accumulate_grad(a, map(g, b.detach(), std::multiplies<T>{}));
-      if (b.requires_grad()) autograd::accumulate_grad(b, map(g, a.detach(), std::multiplies<T>{}));
+    autograd::record(y, [ta = autograd::grad_target(a), tb = autograd::grad_target(b),
+                         a_values = b.requires_grad() ? a.detach() : Tensor<T, D>(),
+                         b_values = a.requires_grad() ? b.detach() : Tensor<T, D>()](const Tensor<T, D>& g) {
+      if (ta.requires_grad()) autograd::accumulate_grad(ta, map(g, b_values, std::multiplies<T>{}));
+      if (tb.requires_grad()) autograd::accumulate_grad(tb, map(g, a_values, std::multiplies<T>{}));
     });
   return y;
 }
