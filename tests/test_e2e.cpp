@@ -1,5 +1,5 @@
 // End to end: the example programs as a user runs them, on a tiny synthetic set.
-//   metro_synth -> metro_train (overfits 4 images; resumes exactly) -> metro_eval -> metro_infer
+//   metro_synth -> metro_train (overfits 2 images; resumes exactly) -> metro_eval -> metro_infer
 // The programs are found next to this test: <build>/tests/.. /examples/. The test
 // is skipped (with a message) in builds without the examples.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
@@ -73,33 +73,33 @@ TEST_CASE("synth -> train -> eval -> infer") {
   const fs::path log = tmp.path / "log.txt", data = tmp.path / "data", few = tmp.path / "few";
   INFO("program output: " << read_text(log));
   REQUIRE(run_program("metro_synth", "--count 32 --seed 3 --size 64 --threads 2 --out " + data.string(), log) == 0);
-  REQUIRE(run_program("metro_synth", "--count 4 --seed 4 --size 64 --threads 2 --out " + few.string(), log) == 0);
+  REQUIRE(run_program("metro_synth", "--count 2 --seed 4 --size 64 --threads 2 --out " + few.string(), log) == 0);
 
-  // Overfitting 4 plain images: the loss must fall well below its start.
-  const std::string tiny = " --image-size 32 --batch-size 4 --lr 1e-3 --schedule constant --warmup-steps 0 --dropout 0 --no-augment"
+  // Overfitting 2 plain images: the loss must fall well below its start.
+  const std::string tiny = " --image-size 32 --batch-size 2 --lr 1e-3 --schedule constant --warmup-steps 0 --dropout 0 --no-augment"
                            " --eval-samples 8 --threads 2 --data " + few.string() + " --val " + data.string();
   const fs::path run = tmp.path / "run";
-  REQUIRE(run_program("metro_train", "--steps 12 --out " + run.string() + tiny, log) == 0);
+  REQUIRE(run_program("metro_train", "--steps 10 --out " + run.string() + tiny, log) == 0);
   const std::vector<double> losses = logged_losses(run / "log.csv");
-  REQUIRE(losses.size() == 12);
-  CHECK(mean_of(losses, 9, 3) < 0.6 * mean_of(losses, 0, 3));
+  REQUIRE(losses.size() == 10);
+  CHECK(mean_of(losses, 7, 3) < 0.6 * mean_of(losses, 0, 3));
   const std::string metrics = read_text(run / "metrics.json");
   CHECK(metrics.find("\"pa_mpjpe_mm\"") != std::string::npos);
   CHECK(metrics.find("\"baseline\"") != std::string::npos);
 
-  // Resuming at step 6 reproduces the uninterrupted run's step 12 exactly.
+  // Resuming at step 5 reproduces the uninterrupted run's step 10 exactly.
   const fs::path split = tmp.path / "split";
-  REQUIRE(run_program("metro_train", "--steps 6 --out " + split.string() + tiny, log) == 0);
-  REQUIRE(run_program("metro_train", "--steps 12 --resume " + (split / "checkpoint.safetensors").string() + " --out " + split.string() + tiny, log) == 0);
+  REQUIRE(run_program("metro_train", "--steps 5 --out " + split.string() + tiny, log) == 0);
+  REQUIRE(run_program("metro_train", "--steps 10 --resume " + (split / "checkpoint.safetensors").string() + " --out " + split.string() + tiny, log) == 0);
   const std::vector<double> resumed = logged_losses(split / "log.csv");
-  REQUIRE(resumed.size() == 12);
+  REQUIRE(resumed.size() == 10);
   CHECK(resumed.back() == doctest::Approx(losses.back()).epsilon(1e-5));
 
   // Evaluation writes all metrics; a missing checkpoint is one clear error.
   const fs::path json = tmp.path / "eval.json";
   const std::string checkpoint = (run / "checkpoint.safetensors").string();
   REQUIRE(run_program("metro_eval", "--checkpoint " + checkpoint + " --data " + data.string() + " --baseline-from " + few.string() +
-                                        " --json " + json.string(), log) == 0);
+                                        " --max-samples 8 --json " + json.string(), log) == 0);
   CHECK(read_text(json).find("\"f_at_15mm\"") != std::string::npos);
   CHECK(run_program("metro_eval", "--checkpoint " + (tmp.path / "missing.safetensors").string() + " --data " + data.string(), log) == 1);
   CHECK(read_text(log).find("metro_eval: error: ") != std::string::npos);

@@ -75,6 +75,25 @@ inline void check_network_matches(const model::MetroConfig& c, const MeshHierarc
                      std::to_string(mesh.mid_vertices()) + " -> " + std::to_string(mesh.full_vertices()) + ")");
 }
 
+// Starts the learned upsampling (paper Sec. 3.5: Linear layers along the vertex
+// axis, V -> mid -> full) at the body model's barycentric upsampling matrices,
+// with zero bias, so the full mesh follows the coarse prediction from the first
+// step instead of being learned from a random 12 M-weight map. (The official code
+// starts them at random; training then moves them freely.)
+template <class Net>
+void init_upsampling_from_body(Net& net, const body::BodyModel& body = body::BodyModel::get()) {
+  NoGradGuard no_grad;
+  const auto dense = [](const body::SparseRowMatrix& m) {
+    const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> d(m);
+    return from_vector<float>(std::vector<float>(d.data(), d.data() + d.size()), {d.rows(), d.cols()});
+  };
+  for (auto& [name, parameter] : net.named_parameters()) {
+    if (name == "upsampling.weight") copy_(parameter, dense(body.upsample(1)));        // (mid, coarse)
+    else if (name == "upsampling2.weight") copy_(parameter, dense(body.upsample(0)));  // (full, mid)
+    else if (name == "upsampling.bias" || name == "upsampling2.bias") copy_(parameter, zeros<float>(parameter.shape()));
+  }
+}
+
 // One batch as tensors: images (B, 3, S, S) and every target of metro_loss.
 struct BatchTensors {
   Tensor<float> images;

@@ -117,7 +117,8 @@ class Trainer {
     data::DataLoader loader(train_set_, options);
     const auto per_epoch = static_cast<std::int64_t>(loader.batches_per_epoch());
     if (per_epoch == 0) throw ValueError("the training set (" + std::to_string(train_set_.size()) + " samples) is smaller than one batch");
-    start_ = std::chrono::steady_clock::now();
+    start_ = run_start_ = now();
+    start_progress_ = progress();
     start_epoch_at(loader, state_.step, per_epoch);
     int bad_in_a_row = 0;
     while (!finished()) {
@@ -171,6 +172,7 @@ class Trainer {
     check_network_matches(config, mesh_);
     net_ = std::make_unique<model::MetroNetwork<float>>(config, init);
     net_->set_template(mesh_.template_joints, mesh_.template_vertices);
+    if (!resumed) init_upsampling_from_body(*net_);
     optimizer_ = std::make_unique<nn::Adam<float>>(net_->parameters(), nn::AdamOptions{o_.lr, 0.9, 0.999, 1e-8, o_.weight_decay});
     net_->train();
     if (!resumed) return;
@@ -232,16 +234,13 @@ class Trainer {
     run_times_.data += times_.data, run_times_.forward += times_.forward, run_times_.backward += times_.backward;
     run_times_.update += times_.update, run_times_.images += times_.images;
     times_ = {};
-    const double p = progress(), spent = seconds_since(start_);
-    const double eta = p > 0 ? spent * (1 - p) / std::max(p - start_progress(), 1e-9) : -1;
+    const double p = progress();
+    const double eta = p > start_progress_ ? seconds_since(run_start_) * (1 - p) / (p - start_progress_) : -1;
     char status[256];
     std::snprintf(status, sizeof status, "step %lld loss %.4g (3d %.3g v %.3g 2d %.3g) lr %.2g %.1f img/s ETA %s",
                   static_cast<long long>(state_.step), l.total.item(), l.joints_3d.item() + l.regressed_joints_3d.item(), l.vertices.item(),
                   l.joints_2d.item() + l.regressed_joints_2d.item(), lr, rate, format_duration(eta).c_str());
     bar_.update(p, status);
-  }
-  double start_progress() const {
-    return o_.minutes > 0 && o_.steps == 0 ? state_.train_seconds / (60 * o_.minutes) : 0.0;
   }
 
   void periodic_eval() {
@@ -307,7 +306,8 @@ class Trainer {
   std::unique_ptr<nn::Adam<float>> optimizer_;
   TrainState state_;
   PhaseTimes times_, run_times_;
-  Clock::time_point start_;
+  Clock::time_point start_, run_start_;  // since the last checkpoint (for train_seconds), since this run began
+  double start_progress_ = 0;            // progress when this run began (resumed runs start above 0)
   ProgressBar bar_;
   std::unique_ptr<CsvLog> eval_log_;
 };

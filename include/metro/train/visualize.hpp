@@ -127,15 +127,15 @@ inline Eigen::MatrixXf mean_over_heads(const Tensor<float>& attention) {
 }
 
 // The (N, N) matrix as a heat map, each pixel `zoom` x `zoom`, values scaled by
-// sqrt(a / max) so small weights stay visible; a white line after the joints.
+// sqrt((a - min) / (max - min)) so weak links stay visible; a white line after the joints.
 inline render::Image attention_matrix_picture(const Eigen::MatrixXf& attention, int num_joints, int zoom) {
   const int n = static_cast<int>(attention.rows());
-  const float top = std::max(attention.maxCoeff(), 1e-12f);
+  const float low = attention.minCoeff(), range = std::max(attention.maxCoeff() - low, 1e-12f);
   render::Image image(n * zoom, n * zoom, 3);
   for (int y = 0; y < n * zoom; ++y)
     for (int x = 0; x < n * zoom; ++x) {
       const bool border = x / zoom == num_joints || y / zoom == num_joints;
-      render::put_rgb(image, x, y, border ? render::Color{1, 1, 1} : heat_color(std::sqrt(attention(y / zoom, x / zoom) / top)));
+      render::put_rgb(image, x, y, border ? render::Color{1, 1, 1} : heat_color(std::sqrt((attention(y / zoom, x / zoom) - low) / range)));
     }
   return image;
 }
