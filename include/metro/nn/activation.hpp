@@ -30,12 +30,34 @@ class Softmax : public Layer<T, D> {
 
 // Inverted dropout: in training, zeroes each element with probability p and scales
 // the kept ones by 1 / (1 - p); the identity in eval mode or when p = 0.
+// Element i is kept when uniform_at(first + i) < 1 - p, `first` being the
+// generator offset the call reserves (the masks bernoulli(shape, 1 - p) would
+// draw). The mask is never stored: the backward regenerates it from the seed and
+// that offset, so the tape holds neither the mask nor x.
 template <class T, class D>
 Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& gen) {
   if (p < 0 || p >= 1) throw ValueError("dropout: probability must be in [0, 1), got " + std::to_string(p));
   if (!training || p == 0) return x;
-  const Tensor<T, D> keep = bernoulli<T, D>(x.shape(), 1 - p, gen);
-  return x * (keep * static_cast<T>(1 / (1 - p)));
+  const Tensor<T, D> input = contiguous(x.detach());
+  const std::int64_t n = x.numel();
+  const Generator masks(gen.seed());
+  const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(n));
+  const auto apply_mask = [masks, first, keep = 1 - p, scale = static_cast<T>(1 / (1 - p)), n](const T* in, T* out) {
+    backend::parallel_for(n, backend::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i)
+        out[i] = masks.uniform_at<double>(first + static_cast<std::uint64_t>(i)) < keep ? in[i] * scale : T(0);
+    });
+  };
+  Tensor<T, D> y = empty<T, D>(x.shape());
+  apply_mask(input.data(), y.data());
+  if (autograd::needs_grad(x))
+    autograd::record(y, [x = autograd::grad_target(x), apply_mask](const Tensor<T, D>& g) {
+      const Tensor<T, D> gy = contiguous(g);
+      Tensor<T, D> gx = empty<T, D>(x.shape);
+      apply_mask(gy.data(), gx.data());
+      autograd::accumulate_grad(x, gx);
+    });
+  return y;
 }
 
 // A seed for a layer's own generator, drawn from `gen` (distinct layers get distinct masks).

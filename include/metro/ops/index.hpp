@@ -30,14 +30,17 @@ Tensor<T, D> cat(const std::vector<Tensor<T, D>>& parts, int dim) {
   }
   bool any = false;
   for (const auto& p : parts) any = any || autograd::needs_grad(p);
-  if (any)
-    autograd::record(y, [parts, dim](const Tensor<T, D>& g) {
+  if (any) {
+    std::vector<autograd::GradTarget<T, D>> targets;  // the parts' values are not needed
+    for (const auto& p : parts) targets.push_back(autograd::grad_target(p));
+    autograd::record(y, [targets = std::move(targets), dim](const Tensor<T, D>& g) {
       std::int64_t begin = 0;
-      for (const auto& p : parts) {
-        autograd::accumulate_grad(p, narrow(g, dim, begin, p.shape()[dim]));
-        begin += p.shape()[dim];
+      for (const auto& p : targets) {
+        autograd::accumulate_grad(p, narrow(g, dim, begin, p.shape[dim]));
+        begin += p.shape[dim];
       }
     });
+  }
   return y;
 }
 

@@ -71,8 +71,8 @@ Tensor<T, D> sum(const Tensor<T, D>& x, const std::vector<int>& dims = {}, bool 
   Tensor<T, D> y = empty<T, D>(detail::reduced_shape(x.shape(), reduce, keepdim));
   backend::Kernels<D>::sum_middle(input.data(), y.data(), layout.outer, layout.reduced, layout.inner);
   if (autograd::needs_grad(x))
-    autograd::record(y, [x, reduce](const Tensor<T, D>& g) {
-      autograd::accumulate_grad(x, expand(reshape(g, detail::reduced_shape(x.shape(), reduce, true)), x.shape()));
+    autograd::record(y, [x = autograd::grad_target(x), reduce](const Tensor<T, D>& g) {
+      autograd::accumulate_grad(x, expand(reshape(g, detail::reduced_shape(x.shape, reduce, true)), x.shape));
     });
   return y;
 }

@@ -26,7 +26,8 @@ template <class T, class D>
 Tensor<T, D> clone(const Tensor<T, D>& x) {
   Tensor<T, D> y = empty<T, D>(x.shape());
   copy_(y, x.detach());
-  if (autograd::needs_grad(x)) autograd::record(y, [x](const Tensor<T, D>& g) { autograd::accumulate_grad(x, g); });
+  if (autograd::needs_grad(x))
+    autograd::record(y, [x = autograd::grad_target(x)](const Tensor<T, D>& g) { autograd::accumulate_grad(x, g); });
   return y;
 }
 
@@ -84,7 +85,7 @@ Tensor<T, D> permute(const Tensor<T, D>& x, const std::vector<int>& order) {
     strides[i] = x.strides()[static_cast<std::size_t>(d)];
   }
   return detail::make_view(x, shape, strides, x.offset(),
-                           [x, inverse](const Tensor<T, D>& g) { autograd::accumulate_grad(x, permute(g, inverse)); });
+                           [x = autograd::grad_target(x), inverse](const Tensor<T, D>& g) { autograd::accumulate_grad(x, permute(g, inverse)); });
 }
 
 template <class T, class D>
@@ -113,8 +114,8 @@ Tensor<T, D> slice(const Tensor<T, D>& x, int dim, std::int64_t start, std::int6
   shape[dim] = (end - start + step - 1) / step;
   const std::int64_t offset = x.offset() + start * strides[sd];
   strides[sd] *= step;
-  return detail::make_view(x, shape, strides, offset, [x, dim, start, end, step](const Tensor<T, D>& g) {
-    Tensor<T, D> gx = zeros_like(x);
+  return detail::make_view(x, shape, strides, offset, [x = autograd::grad_target(x), dim, start, end, step](const Tensor<T, D>& g) {
+    Tensor<T, D> gx = zeros<T, D>(x.shape);
     copy_(slice(gx, dim, start, end, step), g);
     autograd::accumulate_grad(x, gx);
   });
