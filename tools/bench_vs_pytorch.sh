@@ -10,8 +10,8 @@
 #   --rounds   interleaved rounds (default 3); --reps timed repetitions per process (default 2)
 # Environment:
 #   BUILD_DIR (build-perf), OMP_WAIT_POLICY (passive: spinning threads starve a
-#   shared machine, for both sides), OPENBLAS_DIRS (OpenBLAS builds to try for
-#   PyTorch's BLAS, see below).
+#   shared machine, for both sides), OPENBLAS_DIRS (where to look for an
+#   OpenBLAS libblas.so.3 for PyTorch, see below).
 # Prints the table `workload | ours | pytorch | ratio` and `geomean_ratio=<x>`
 # (ours / PyTorch time: below 1 means we are faster).
 set -euo pipefail
@@ -42,12 +42,17 @@ cmake --build "$BUILD_DIR" --target bench_models -j2 >/dev/null
 OURS="$BUILD_DIR/benchmarks/bench_models"
 
 # PyTorch at its best here. Debian's torch calls the generic libblas.so.3; when
-# that is the reference BLAS it is very slow, so OpenBLAS builds are tried in its
-# place (LD_LIBRARY_PATH), each with OPENBLAS_CORETYPE unset and SkylakeX. The
-# fastest setting whose output matches the plain run (rel 1e-4) is kept.
-# OPENBLAS_DIRS: directories holding an OpenBLAS libblas.so.3 (default: Debian's
-# libopenblas0-openmp and -pthread locations; see docs/benchmarks.md).
+# that is the reference BLAS it is very slow, so an OpenBLAS build is put in its
+# place (LD_LIBRARY_PATH): the first directory of OPENBLAS_DIRS that holds one.
+# The OpenMP build comes first: the pthread build's own worker threads spin next
+# to PyTorch's OpenMP threads (a small training step ran 3x slower with it).
+# OPENBLAS_CORETYPE unset and SkylakeX are both tried; the faster one whose
+# output matches the plain run (rel 1e-4) is kept. See docs/benchmarks.md.
 OPENBLAS_DIRS=${OPENBLAS_DIRS:-/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/x86_64-linux-gnu/openblas-pthread}
+BLAS_ENV=()
+for dir in $OPENBLAS_DIRS; do
+  if [ -e "$dir/libblas.so.3" ]; then BLAS_ENV=("LD_LIBRARY_PATH=$dir"); break; fi
+done
 probe() {  # prints "<median seconds> <checksum>" of PyTorch's transformer forward under `env "$@"`
   local t c
   t=$(env "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --reps 2 |
@@ -56,22 +61,14 @@ probe() {  # prints "<median seconds> <checksum>" of PyTorch's transformer forwa
       "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["checksum"])')
   echo "$t $c"
 }
-read -r best_time reference_sum < <(probe OPENBLAS_CORETYPE=)
-TORCH_ENV=("OPENBLAS_CORETYPE=")
-echo "PyTorch probe: system BLAS ${best_time}s" >&2
-for dir in $OPENBLAS_DIRS; do
-  [ -e "$dir/libblas.so.3" ] || continue
-  for coretype in "" SkylakeX; do
-    candidate=("LD_LIBRARY_PATH=$dir" "OPENBLAS_CORETYPE=$coretype")
-    read -r t sum < <(probe "${candidate[@]}")
-    echo "PyTorch probe: ${candidate[*]} ${t}s" >&2
-    if "$PYTHON" -c "import sys; r,s,t,b=map(float,sys.argv[1:]); sys.exit(0 if abs(r-s)<=1e-4*abs(r) and t<b else 1)" \
-         "$reference_sum" "$sum" "$t" "$best_time"; then
-      best_time=$t
-      TORCH_ENV=("${candidate[@]}")
-    fi
-  done
-done
+read -r best_time reference_sum < <(probe "${BLAS_ENV[@]}" OPENBLAS_CORETYPE=)
+TORCH_ENV=("${BLAS_ENV[@]}" "OPENBLAS_CORETYPE=")
+read -r t sum < <(probe "${BLAS_ENV[@]}" OPENBLAS_CORETYPE=SkylakeX)
+echo "PyTorch probe (${BLAS_ENV[*]:-system BLAS}): OPENBLAS_CORETYPE unset ${best_time}s, SkylakeX ${t}s" >&2
+if "$PYTHON" -c "import sys; r,s,t,b=map(float,sys.argv[1:]); sys.exit(0 if abs(r-s)<=1e-4*abs(r) and t<b else 1)" \
+     "$reference_sum" "$sum" "$t" "$best_time"; then
+  TORCH_ENV=("${BLAS_ENV[@]}" "OPENBLAS_CORETYPE=SkylakeX")
+fi
 echo "PyTorch runs with: ${TORCH_ENV[*]}"
 
 RESULTS=$(mktemp -d)

@@ -34,27 +34,34 @@ class Softmax : public Layer<T, D> {
 // generator offset the call reserves (the masks bernoulli(shape, 1 - p) would
 // draw). The mask is never stored: the backward regenerates it from the seed and
 // that offset, so the tape holds neither the mask nor x.
+namespace detail {
+// out[i] = in[i] / (1 - p) where uniform_at(first + i) of a generator seeded `seed` is < 1 - p, else 0.
+template <class T>
+void apply_dropout_mask(const T* in, T* out, std::int64_t n, std::uint64_t seed, std::uint64_t first, double p) {
+  const Generator masks(seed);
+  const double keep = 1 - p;
+  const T scale = static_cast<T>(1 / (1 - p));
+  backend::parallel_for(n, backend::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i)
+      out[i] = masks.uniform_at<double>(first + static_cast<std::uint64_t>(i)) < keep ? in[i] * scale : T(0);
+  });
+}
+}  // namespace detail
+
 template <class T, class D>
 Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& gen) {
   if (p < 0 || p >= 1) throw ValueError("dropout: probability must be in [0, 1), got " + std::to_string(p));
   if (!training || p == 0) return x;
   const Tensor<T, D> input = contiguous(x.detach());
   const std::int64_t n = x.numel();
-  const Generator masks(gen.seed());
-  const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(n));
-  const auto apply_mask = [masks, first, keep = 1 - p, scale = static_cast<T>(1 / (1 - p)), n](const T* in, T* out) {
-    backend::parallel_for(n, backend::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i)
-        out[i] = masks.uniform_at<double>(first + static_cast<std::uint64_t>(i)) < keep ? in[i] * scale : T(0);
-    });
-  };
+  const std::uint64_t seed = gen.seed(), first = gen.reserve(static_cast<std::uint64_t>(n));
   Tensor<T, D> y = empty<T, D>(x.shape());
-  apply_mask(input.data(), y.data());
+  detail::apply_dropout_mask(input.data(), y.data(), n, seed, first, p);
   if (autograd::needs_grad(x))
-    autograd::record(y, [x = autograd::grad_target(x), apply_mask](const Tensor<T, D>& g) {
+    autograd::record(y, [x = autograd::grad_target(x), n, seed, first, p](const Tensor<T, D>& g) {
       const Tensor<T, D> gy = contiguous(g);
       Tensor<T, D> gx = empty<T, D>(x.shape);
-      apply_mask(gy.data(), gx.data());
+      detail::apply_dropout_mask(gy.data(), gx.data(), n, seed, first, p);
       autograd::accumulate_grad(x, gx);
     });
   return y;

@@ -31,6 +31,33 @@ struct TransformerLayerConfig {
   std::int64_t intermediate_size = 0;
 };
 
+// matmul(dropout(probs), v) for attention probabilities probs (B, h, N, N) and
+// values v (B, h, N, d). In training the dropped probabilities are not kept for
+// the backward (probs already is, by softmax): the backward redraws the same mask.
+template <class T, class D>
+Tensor<T, D> dropout_matmul(const Tensor<T, D>& probs, const Tensor<T, D>& v, Dropout<T, D>& drop) {
+  if (!drop.is_training() || drop.p() == 0) return matmul(probs, v);
+  const Tensor<T, D> p = contiguous(probs.detach());
+  const std::uint64_t seed = drop.generator().seed();
+  const std::uint64_t first = drop.generator().reserve(static_cast<std::uint64_t>(p.numel()));
+  const auto dropped = [p, seed, first, rate = drop.p()] {
+    Tensor<T, D> out = empty<T, D>(p.shape());
+    detail::apply_dropout_mask(p.data(), out.data(), p.numel(), seed, first, rate);
+    return out;
+  };
+  Tensor<T, D> y = metro::detail::matmul_forward(dropped(), v.detach());
+  if (autograd::needs_grad(probs, v))
+    autograd::record(y, [tp = autograd::grad_target(probs), v, dropped, seed, first, rate = drop.p()](const Tensor<T, D>& g) {
+      if (v.requires_grad()) autograd::accumulate_grad(v, metro::detail::matmul_forward(transpose(dropped(), -1, -2), g));
+      if (tp.requires_grad()) {
+        Tensor<T, D> g_dropped = contiguous(metro::detail::matmul_forward(g, transpose(v.detach(), -1, -2)));
+        detail::apply_dropout_mask(g_dropped.data(), g_dropped.data(), g_dropped.numel(), seed, first, rate);
+        autograd::accumulate_grad(tp, g_dropped);
+      }
+    });
+  return y;
+}
+
 // softmax(Q K^T / sqrt(d)) V over h heads of size d = H / h; (B, N, H) -> (B, N, H).
 template <class T, class D = cpu>
 class MultiHeadSelfAttention : public Layer<T, D> {
@@ -58,7 +85,7 @@ class MultiHeadSelfAttention : public Layer<T, D> {
     const T scale = T(1) / std::sqrt(static_cast<T>(head_size));
     Tensor<T, D> probs = softmax(matmul(q, transpose(k, -1, -2)), -1, scale);  // (B, h, N, N)
     if (keep_attention_) last_attention_ = probs.detach();
-    const Tensor<T, D> context = matmul(dropout_->forward(probs), v);  // (B, h, N, d)
+    const Tensor<T, D> context = dropout_matmul(probs, v, *dropout_);  // (B, h, N, d)
     return reshape(permute(context, {0, 2, 1, 3}), {batch, tokens, config_.hidden_size});
   }
 
