@@ -8,6 +8,7 @@
 #   tools/demo.sh            about 15 minutes on 2 cores (10 of them training)
 #   tools/demo.sh --quick    about 2 minutes: a smoke run, the numbers mean little
 #   METRO_DEMO_MINUTES=30 tools/demo.sh   a longer training budget
+#   METRO_BUILD_DIR=build-x tools/demo.sh another build folder (default build/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -25,10 +26,11 @@ fi
 
 tools/install_deps.sh
 
-echo "== Build (Release, build/)"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMETRO_BUILD_EXAMPLES=ON >/dev/null
-cmake --build build -j"$jobs" --target metro_synth metro_train metro_eval metro_infer metro_attention
-bin=build/examples
+build=${METRO_BUILD_DIR:-build}
+echo "== Build (Release, $build/)"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETRO_BUILD_EXAMPLES=ON >/dev/null
+cmake --build "$build" -j"$jobs" --target metro_synth metro_train metro_eval metro_infer metro_attention
+bin=$build/examples
 
 echo "== Synthetic data: $train_count train / $test_count test images"
 mkdir -p "$out"
