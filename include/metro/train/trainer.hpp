@@ -76,6 +76,18 @@ inline TrainState state_from_metadata(const io::SafeTensorsFile& file, const std
   }
 }
 
+// Dropout masks as a function of (seed, step, layer): layer k's generator restarts
+// at step * 2^40 of its own stream, so a resumed run draws the same masks as an
+// uninterrupted one without saving every layer's generator.
+template <class T, class D>
+void reseed_dropout(nn::Module<T, D>& net, std::uint64_t seed, std::int64_t step) {
+  std::uint64_t layer = 0;
+  nn::for_each_module(net, [&](nn::Module<T, D>& m) {
+    if (auto* dropout = dynamic_cast<nn::Dropout<T, D>*>(&m))
+      dropout->generator().set_state(random_bits(seed, ++layer), static_cast<std::uint64_t>(step) << 40);
+  });
+}
+
 // Learning rate at `step` given the run's progress in [0, 1] (steps or wall clock):
 // linear warmup, then cosine to min_lr, a x0.1 step at half (the paper's), or constant.
 inline double learning_rate(const TrainOptions& o, std::int64_t step, double progress) {
@@ -200,6 +212,7 @@ class Trainer {
   bool train_step(const data::Batch& batch, CsvLog& log) {
     const double lr = learning_rate(o_, state_.step, progress());
     optimizer_->set_lr(lr);
+    reseed_dropout(*net_, o_.seed, state_.step);
     auto t = now();
     const BatchTensors inputs = to_tensors(batch, mesh_);
     const auto losses = nn::metro_loss(predictions(net_->forward(inputs.images), mesh_), inputs.targets);
