@@ -6,7 +6,7 @@
 //   resnet50_fwd_b1        the ResNet-50 trunk, eval forward at 224 x 224, batch 1
 //   metro_r50_train_b8     paper_body (ResNet-50 + blocks + heads), forward, L1 on the three
 //                          vertex levels, backward, Adam step, batch 8
-//   small_train_b16        small(431, {1723, 6890}, 128), the same training step, batch 16
+//   small_train_b16        small(108, {431, 6890}, 128), the same training step, batch 16
 //
 // Each workload builds its model once and runs one untimed warm-up iteration; a
 // timed iteration is one forward (or one training step). Counters: images_per_s,
@@ -127,7 +127,7 @@ void BM_metro_r50_train_b8(benchmark::State& state) {
   run_workload(state, w);
 }
 void BM_small_train_b16(benchmark::State& state) {
-  static Workload w = metro_train_step(model::small(431, {1723, 6890}, 128), 16);
+  static Workload w = metro_train_step(model::small(108, {431, 6890}, 128), 16);
   run_workload(state, w);
 }
 

@@ -35,8 +35,8 @@ int run(int argc, char** argv) {
   if (!flags.parse(argc, argv)) return 0;
   if (checkpoint.empty() || image_path.empty()) throw metro::UsageError("--checkpoint and --image are required");
   omp_set_num_threads(threads);
-  const metro::train::MeshHierarchy mesh;
-  const auto net = metro::train::load_network(checkpoint, mesh);
+  const auto net = metro::train::load_network(checkpoint);
+  const auto mesh = metro::train::MeshHierarchy::for_network(net->config());
   const auto blocks = net->encoder_blocks();
   const std::size_t chosen = block < 0 ? blocks.size() - 1 : static_cast<std::size_t>(block);
   if (chosen >= blocks.size()) throw metro::UsageError("--block: the network has " + std::to_string(blocks.size()) + " blocks");
@@ -53,7 +53,7 @@ int run(int argc, char** argv) {
   const std::string stem = (std::filesystem::path(out) / std::filesystem::path(image_path).stem()).string();
   metro::data::write_png(stem + "_attention.png", metro::train::attention_matrix_picture(mean, joints, zoom));
   const auto& body = metro::body::BodyModel::get();
-  const std::vector<float> weight = metro::train::joint_attention_on_mesh(mean, joint, joints, body);
+  const std::vector<float> weight = metro::train::joint_attention_on_mesh(mean, joint, joints, mesh);
   std::vector<metro::render::Color> colors;
   for (float w : weight) colors.push_back(metro::train::heat_color(w));
   const float pi = 3.14159265f;

@@ -28,8 +28,8 @@ int run(int argc, char** argv) {
   if (!flags.parse(argc, argv)) return 0;
   if (checkpoint.empty() || data.empty()) throw metro::UsageError("--checkpoint and --data are required");
   omp_set_num_threads(threads);
-  const metro::train::MeshHierarchy mesh;
-  const auto net = metro::train::load_network(checkpoint, mesh);
+  const auto net = metro::train::load_network(checkpoint);
+  const auto mesh = metro::train::MeshHierarchy::for_network(net->config());
   const metro::data::Dataset dataset(data);
   const auto ours = metro::train::evaluate(*net, dataset, mesh, {batch_size, max_samples, 1});
   std::optional<metro::train::MeshMetrics> baseline;

@@ -85,8 +85,8 @@ int run(int argc, char** argv) {
   if (images.empty()) throw metro::UsageError("give at least one image file");
   omp_set_num_threads(threads);
   std::filesystem::create_directories(out);
-  const metro::train::MeshHierarchy mesh;
-  const auto net = metro::train::load_network(checkpoint, mesh);
+  const auto net = metro::train::load_network(checkpoint);
+  const auto mesh = metro::train::MeshHierarchy::for_network(net->config());
   for (const std::string& image : images) infer_one(*net, mesh, image, box, out);
   return 0;
 }

@@ -5,15 +5,15 @@
 
 int main() {
   using namespace metro;
-  // The template mesh: 14 joints and 431 coarse vertices of the procedural body.
+  // The template mesh: 14 joints and the 108 vertices of the procedural body's coarsest level.
   const body::BodyModel& body = body::BodyModel::get();
-  model::MetroConfig config = model::small(body.num_vertices(2), {body.num_vertices(1), body.num_vertices(0)}, 64);
+  model::MetroConfig config = model::small(body.num_vertices(3), {body.num_vertices(2), body.num_vertices(0)}, 64);
   Generator gen(0);
   model::MetroNetwork<float> net(config, gen);
   std::vector<float> joints, vertices;
   for (const auto& j : body.rest_joints()) joints.insert(joints.end(), {j.x(), j.y(), j.z()});
-  for (const auto& v : body.rest_vertices(2)) vertices.insert(vertices.end(), {v.x(), v.y(), v.z()});
-  net.set_template(from_vector<float>(joints, {14, 3}), from_vector<float>(vertices, {body.num_vertices(2), 3}));
+  for (const auto& v : body.rest_vertices(3)) vertices.insert(vertices.end(), {v.x(), v.y(), v.z()});
+  net.set_template(from_vector<float>(joints, {14, 3}), from_vector<float>(vertices, {body.num_vertices(3), 3}));
 
   // Fit one random batch to random target meshes: the loss must go down.
   const Tensor<float> images = randn<float>({4, 3, 64, 64}, gen);

@@ -58,15 +58,18 @@ std::string temp_path(const std::string& name) { return "/tmp/metro_test_body_" 
 
 }  // namespace
 
-TEST_CASE("vertex counts follow METRO's 6890 / 1723 / 431 hierarchy") {
+TEST_CASE("vertex counts follow METRO's 6890 / 1723 / 431 hierarchy, plus 108 for the small preset") {
   CHECK(model().num_vertices(0) == 6890);
   CHECK(model().num_vertices(1) == 1723);
   CHECK(model().num_vertices(2) == 431);
+  CHECK(model().num_vertices(3) == 108);
   CHECK(model().rest_joints().size() == kNumJoints);
   CHECK(model().num_skeleton_joints() == kNumSkeletonJoints);
   CHECK(model().vertex_region().size() == 6890);
-  CHECK_THROWS_AS(model().faces(3), metro::ValueError);
-  CHECK_THROWS_AS(model().downsample(2), metro::ValueError);
+  CHECK_THROWS_AS(model().faces(4), metro::ValueError);
+  CHECK_THROWS_AS(model().downsample(3), metro::ValueError);
+  CHECK_THROWS_AS(model().downsample(2, 1), metro::ValueError);
+  CHECK_THROWS_AS(model().upsample(1, 2), metro::ValueError);
 }
 
 TEST_CASE("every level is a closed, consistently oriented surface") {
@@ -168,8 +171,18 @@ TEST_CASE("sampling matrices are convex and up(down(V)) approximates the mesh") 
     const Eigen::MatrixXf round_trip = up * coarse;
     const double mean_error = (round_trip - fine).rowwise().norm().mean();
     MESSAGE("level " << level << " up(down(V)) mean error " << mean_error * 1000 << " mm");
-    CHECK(mean_error < (level == 0 ? 0.004 : 0.010));
+    CHECK(mean_error < (level == 0 ? 0.004 : level == 1 ? 0.010 : 0.025));
   }
+}
+
+TEST_CASE("chained sampling matrices equal the products of the single steps") {
+  const Eigen::MatrixXf full = to_matrix(model().rest_vertices(0));
+  const Eigen::MatrixXf coarsest = model().downsample(0, 3) * full;
+  CHECK((coarsest - to_matrix(model().rest_vertices(3))).cwiseAbs().maxCoeff() == 0.0f);
+  const Eigen::MatrixXf stepwise = model().upsample(0) * (model().upsample(1) * (model().upsample(2) * coarsest));
+  CHECK((model().upsample(3, 0) * coarsest - stepwise).cwiseAbs().maxCoeff() < 1e-6f);
+  check_convex_rows(model().upsample(3, 0));
+  CHECK(model().downsample(1, 1).nonZeros() == 1723);  // the identity
 }
 
 TEST_CASE("the joint regressor is sparse, convex and reproduces the joints within 5 mm") {

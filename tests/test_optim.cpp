@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <omp.h>
+
 #include "metro/io/safetensors.hpp"
 #include "metro/nn/losses.hpp"
 #include "metro/nn/optim.hpp"
@@ -268,6 +270,23 @@ TEST_CASE("clip_grad_norm scales to max_norm and returns the total norm") {
   CHECK(a.grad().to_vector()[0] == doctest::Approx(3 * scale).epsilon(1e-6));  // left alone
   b.set_grad(metro::tensor<float>({std::nanf("")}));
   CHECK_FALSE(all_finite<float>({a, b}));
+}
+
+TEST_CASE("grad_norm of a large gradient: the same on 1 and 2 threads, a NaN anywhere shows") {
+  // 100003 values in several parallel blocks; sum of i^2 mod 7 against a serial double sum.
+  std::vector<float> values(100003);
+  double expected = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 7) * 0.25f, expected += double(values[i]) * values[i];
+  const TensorF p = parameter(metro::zeros<float>({100003}));
+  p.set_grad(metro::from_vector<float>(values, {100003}));
+  omp_set_num_threads(1);
+  const double serial = grad_norm<float>({p});
+  omp_set_num_threads(2);
+  CHECK(grad_norm<float>({p}) == serial);
+  CHECK(serial == doctest::Approx(std::sqrt(expected)).epsilon(1e-12));
+  values[99999] = std::nanf("");
+  p.set_grad(metro::from_vector<float>(values, {100003}));
+  CHECK(std::isnan(grad_norm<float>({p})));
 }
 
 // ---- schedules -----------------------------------------------------------------

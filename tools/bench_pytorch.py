@@ -114,10 +114,12 @@ class EncoderBlock(nn.Module):
 # ---- presets (include/metro/model/config.hpp) ----
 
 PAPER_BODY = dict(bottleneck=True, layers=[3, 4, 6, 3], width=64, image=224, hidden=[1024, 256, 128],
-                  out=[512, 128, 3], bert_layers=4, intermediate=[3072, 3072, 3072], camera_hidden=250)
-SMALL = dict(bottleneck=False, layers=[1, 1, 1, 1], width=32, image=128, hidden=[128, 64, 32],
-             out=[64, 32, 3], bert_layers=1, intermediate=[256, 128, 64], camera_hidden=64)
-JOINTS, VERTICES, UPSAMPLE = 14, 431, [1723, 6890]
+                  out=[512, 128, 3], bert_layers=4, intermediate=[3072, 3072, 3072], camera_hidden=250,
+                  vertices=431, upsample=[1723, 6890])
+SMALL = dict(bottleneck=False, layers=[1, 1, 1], width=32, image=128, hidden=[128, 64, 32],
+             out=[64, 32, 3], bert_layers=1, intermediate=[256, 128, 64], camera_hidden=64,
+             vertices=108, upsample=[431, 6890])
+JOINTS, VERTICES = 14, 431  # the paper's tokens (the transformer-only workloads)
 
 
 def encoder_blocks(p, channels):
@@ -132,14 +134,15 @@ class Metro(nn.Module):
     def __init__(self, p):
         super().__init__()
         self.backbone = ResNet(p["bottleneck"], p["layers"], p["width"])
-        grid = p["image"] // 32
-        tokens = JOINTS + VERTICES
+        grid = p["image"] // (4 * 2 ** (len(p["layers"]) - 1))
+        self.vertices, upsample = p["vertices"], p["upsample"]
+        tokens = JOINTS + self.vertices
         self.conv_learn_tokens = nn.Conv1d(grid * grid, tokens, 1)
         self.register_buffer("template", torch.randn(tokens, 3) * 0.3)
         self.trans_encoder = encoder_blocks(p, self.backbone.out_channels)
-        self.cam_param_fc, self.cam_param_fc2 = nn.Linear(3, 1), nn.Linear(VERTICES, p["camera_hidden"])
+        self.cam_param_fc, self.cam_param_fc2 = nn.Linear(3, 1), nn.Linear(self.vertices, p["camera_hidden"])
         self.cam_param_fc3 = nn.Linear(p["camera_hidden"], 3)
-        self.upsampling, self.upsampling2 = nn.Linear(VERTICES, UPSAMPLE[0]), nn.Linear(UPSAMPLE[0], UPSAMPLE[1])
+        self.upsampling, self.upsampling2 = nn.Linear(self.vertices, upsample[0]), nn.Linear(upsample[0], upsample[1])
 
     def forward(self, images):
         b = images.shape[0]
@@ -150,7 +153,7 @@ class Metro(nn.Module):
         if self.training:  # masked vertex modeling, 30%
             keep = torch.ones(b, tokens.shape[1], 1)
             for i in range(b):
-                for first, count in ((0, JOINTS), (JOINTS, VERTICES)):
+                for first, count in ((0, JOINTS), (JOINTS, self.vertices)):
                     masked = int(torch.rand(1).item() * 0.3 * count)
                     keep[i, first + torch.randperm(count)[:masked]] = 0
             tokens = tokens * keep + (1 - keep) * 0.01
@@ -197,7 +200,7 @@ def train_step(p, batch):
     net = Metro(p).train()
     adam = torch.optim.Adam(net.parameters(), lr=1e-4)
     images = torch.randn(batch, 3, p["image"], p["image"])
-    targets = [torch.randn(batch, n, 3) * 0.3 for n in [VERTICES] + UPSAMPLE]
+    targets = [torch.randn(batch, n, 3) * 0.3 for n in [p["vertices"]] + p["upsample"]]
 
     def step():
         _, _, coarse, mid, full = net(images)

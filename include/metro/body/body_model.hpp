@@ -1,7 +1,7 @@
 #pragma once
 // A licence-free parametric human body standing in for SMPL (METRO Sec. 3-4):
 // a procedural mannequin mesh (full / mid / coarse levels with sampling
-// matrices), a skeleton with linear blend skinning, 10 shape parameters,
+// matrices, plus a coarser level for the `small` preset), a skeleton with linear blend skinning, 10 shape parameters,
 // axis-angle pose parameters with an anatomical pose sampler, a joint regressor
 // for the 14 evaluation joints and a left/right symmetry map.
 //
@@ -35,9 +35,11 @@ enum EvalJoint : int {
   eval_neck, eval_head_top
 };
 
-// Vertex counts of METRO's SMPL hierarchy (Sec. 4): full, mid (~1/4), coarse (~1/16).
-inline constexpr std::array<int, 3> kLevelVertexCounts{6890, 1723, 431};
-inline constexpr int kNumLevels = 3;
+// Vertex counts of METRO's SMPL hierarchy (Sec. 4): full, mid (~1/4), coarse (~1/16),
+// and a fourth level (~1/64) whose vertices are the tokens of the `small` preset.
+inline constexpr std::array<int, 4> kLevelVertexCounts{6890, 1723, 431, 108};
+inline constexpr int kNumLevels = 4;
+inline constexpr int kCoarseLevel = 2;  // the level METRO's transformer works on
 
 struct PosedBody {
   std::vector<Eigen::Vector3f> vertices;  // (V, 3) full mesh, metres, body frame
@@ -69,6 +71,19 @@ class BodyModel {
   const SparseRowMatrix& downsample(int level) const { return downsample_[checked_level(level, kNumLevels - 1)]; }
   // (V_level, V_{level+1}): barycentric weights in the closest coarse triangle.
   const SparseRowMatrix& upsample(int level) const { return upsample_[checked_level(level, kNumLevels - 1)]; }
+  // (V_coarse, V_fine): the downsamplings from level `fine` to the coarser level `coarse`, chained.
+  SparseRowMatrix downsample(int fine, int coarse) const {
+    SparseRowMatrix m = identity(checked_order(fine, coarse));
+    for (int level = fine; level < coarse; ++level) m = SparseRowMatrix(downsample(level) * m);
+    return m;
+  }
+  // (V_fine, V_coarse): the upsamplings from level `coarse` to the finer level `fine`, chained.
+  SparseRowMatrix upsample(int coarse, int fine) const {
+    SparseRowMatrix m = identity(coarse);
+    checked_order(fine, coarse);
+    for (int level = coarse - 1; level >= fine; --level) m = SparseRowMatrix(upsample(level) * m);
+    return m;
+  }
   // (kNumJoints, V_full): J = G V.
   const SparseRowMatrix& joint_regressor() const { return regressor_; }
   const std::vector<int>& vertex_symmetry() const { return symmetry_; }
@@ -106,6 +121,18 @@ class BodyModel {
     return level;
   }
 
+  // `fine` after checking that it names a level at least as fine as `coarse`.
+  static int checked_order(int fine, int coarse) {
+    checked_level(fine, kNumLevels), checked_level(coarse, kNumLevels);
+    if (fine > coarse) throw ValueError("BodyModel: level " + std::to_string(fine) + " is coarser than level " + std::to_string(coarse));
+    return fine;
+  }
+  SparseRowMatrix identity(int level) const {
+    SparseRowMatrix m(num_vertices(level), num_vertices(level));
+    m.setIdentity();
+    return m;
+  }
+
   // The 14 evaluation joints from the posed skeleton; the head top rides on the head bone.
   std::vector<Eigen::Vector3f> evaluation_joints(const std::vector<Eigen::Affine3f>& world, const std::vector<Eigen::Matrix3f>& scale) const {
     static constexpr std::array<int, kNumJoints - 1> from_skeleton{right_ankle, right_knee, right_hip, left_hip, left_knee, left_ankle,
@@ -118,7 +145,7 @@ class BodyModel {
     return joints;
   }
 
-  // Surface net of the SDF, then symmetric quadric simplification to 6890, 1723, 431 vertices.
+  // Surface net of the SDF, then symmetric quadric simplification to 6890, 1723, 431, 108 vertices.
   void build_levels() {
     SymmetricMesh current = mannequin_surface(0.0125f);
     for (int level = -1; level + 1 < kNumLevels; ++level) {

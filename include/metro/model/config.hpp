@@ -7,7 +7,10 @@
 //               128->128->3 (4 layers, 4 heads, intermediate 3072), upsampling 431->1723->6890.
 //   paper_hand  21 joints + 195 vertices, pooled global feature, hidden 1024/256/64,
 //               intermediate 4x hidden, upsampling 195->778, MVM off.
-//   small       trainable on 2 CPU cores: small ResNet, 128x128, one layer per block.
+//   small       trainable on 2 CPU cores: 3-stage ResNet (stride 16, 128 channels),
+//               128x128 or smaller input, 14 joints + 108 vertex tokens (the body's
+//               fourth level), one layer per block (hidden 128/64/32), upsampling
+//               108->431->6890 (train::small_config sizes it from the body).
 #include <string>
 #include <vector>
 
@@ -89,12 +92,16 @@ inline MetroConfig paper_hand() {
   return c;
 }
 
-// For 2 CPU cores. The template sizes come from the mesh it is trained with.
+// For 2 CPU cores. The template sizes come from the mesh it is trained with. Where
+// the time goes decides the shape: attention is quadratic in the tokens and the
+// last upsampling is a (full x mid) weight, so both levels sit one step coarser
+// than the paper's; the backbone stops at stride 16 so a 64 px input still gives
+// a 4x4 grid of cells to the tokens.
 inline MetroConfig small(std::int64_t num_coarse_vertices, std::vector<std::int64_t> upsample_sizes, std::int64_t image_size = 128) {
   MetroConfig c;
   c.preset = "small";
   c.image_size = image_size;
-  c.backbone = nn::ResNetConfig{nn::BlockType::basic, {1, 1, 1, 1}, 32, 3};
+  c.backbone = nn::ResNetConfig{nn::BlockType::basic, {1, 1, 1}, 32, 3};
   c.num_coarse_vertices = num_coarse_vertices;
   c.upsample_sizes = std::move(upsample_sizes);
   c.blocks = reducing_blocks(3 + c.feature_channels(), {128, 64, 32}, {64, 32, 3}, 1, 4, {256, 128, 64});

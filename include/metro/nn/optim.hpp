@@ -9,7 +9,7 @@
 // and vectorized within a thread. Parameters whose gradient is undefined are
 // skipped, with their state untouched, as in PyTorch.
 //
-// Also here: clip_grad_norm (torch.nn.utils.clip_grad_norm_) and all_finite.
+// Also here: grad_norm, clip_grad_norm (torch.nn.utils.clip_grad_norm_) and all_finite.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -44,6 +44,24 @@ void for_each_index(std::int64_t n, Body body) {
 
 template <class T>
 using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+// Sum of x^2 over n values, in double: fixed blocks summed in parallel, then in
+// order, so the result does not depend on the thread count. A NaN or infinity
+// among the values makes it non-finite.
+template <class T>
+double sum_of_squares(const T* x, std::int64_t n) {
+  constexpr std::int64_t kBlock = 16384;
+  std::vector<double> partial(static_cast<std::size_t>((n + kBlock - 1) / kBlock));
+  backend::parallel_for(static_cast<std::int64_t>(partial.size()), 8, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t b = first; b < last; ++b) {
+      const std::int64_t begin = b * kBlock, count = std::min(kBlock, n - begin);
+      partial[static_cast<std::size_t>(b)] = ConstArrayMap<T>(x + begin, count).template cast<double>().square().sum();
+    }
+  });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
 
 inline void check_hyperparameter(bool ok, const std::string& message) {
   if (!ok) throw ValueError(message);
@@ -273,21 +291,29 @@ class AdamW final : public Adam<T, D> {
   AdamW(std::vector<Tensor<T, D>> params, AdamOptions options) : Adam<T, D>(std::move(params), options, true) {}
 };
 
-// torch.nn.utils.clip_grad_norm_ (2-norm): scales every defined gradient by
-// min(1, max_norm / (total + 1e-6)) and returns the total norm of all
-// gradients taken together. A non-finite total leaves the gradients untouched
-// (check all_finite and skip the step); PyTorch would scale them by NaN.
+// The 2-norm of all defined gradients taken together; not finite exactly when
+// some gradient holds a NaN or an infinity.
 template <class T, class D = cpu>
-double clip_grad_norm(const std::vector<Tensor<T, D>>& params, double max_norm) {
-  detail::check_hyperparameter(max_norm > 0, "clip_grad_norm: max_norm must be > 0");
+double grad_norm(const std::vector<Tensor<T, D>>& params) {
   NoGradGuard no_grad;
   double squares = 0;
   for (const auto& p : params)
     if (p.grad().defined()) {
       const Tensor<T, D> g = contiguous(p.grad());
-      squares += detail::ConstArrayMap<T>(g.data(), g.numel()).template cast<double>().square().sum();
+      squares += detail::sum_of_squares(g.data(), g.numel());
     }
-  const double total = std::sqrt(squares);
+  return std::sqrt(squares);
+}
+
+// torch.nn.utils.clip_grad_norm_ (2-norm): scales every defined gradient by
+// min(1, max_norm / (total + 1e-6)) and returns the total norm of all
+// gradients taken together. A non-finite total leaves the gradients untouched
+// (skip the step); PyTorch would scale them by NaN.
+template <class T, class D = cpu>
+double clip_grad_norm(const std::vector<Tensor<T, D>>& params, double max_norm) {
+  detail::check_hyperparameter(max_norm > 0, "clip_grad_norm: max_norm must be > 0");
+  NoGradGuard no_grad;
+  const double total = grad_norm(params);
   const double coefficient = max_norm / (total + 1e-6);
   if (!std::isfinite(total) || coefficient >= 1) return total;
   for (const auto& p : params)
@@ -298,12 +324,7 @@ double clip_grad_norm(const std::vector<Tensor<T, D>>& params, double max_norm) 
 // True when every defined gradient is free of NaN and infinity.
 template <class T, class D = cpu>
 bool all_finite(const std::vector<Tensor<T, D>>& params) {
-  for (const auto& p : params)
-    if (p.grad().defined()) {
-      const Tensor<T, D> g = contiguous(p.grad().detach());
-      if (!detail::ConstArrayMap<T>(g.data(), g.numel()).isFinite().all()) return false;
-    }
-  return true;
+  return std::isfinite(grad_norm(params));
 }
 
 }  // namespace metro::nn

@@ -10,10 +10,10 @@
 
 namespace metro::train {
 
-// The network of a metro_train checkpoint, in eval mode.
-inline std::unique_ptr<model::MetroNetwork<float>> load_network(const std::string& path, const MeshHierarchy& mesh) {
+// The network of a metro_train checkpoint, in eval mode. Its mesh hierarchy is
+// MeshHierarchy::for_network(net->config()).
+inline std::unique_ptr<model::MetroNetwork<float>> load_network(const std::string& path) {
   const model::MetroConfig config = model::checkpoint_config(io::load_safetensors(path), path);
-  check_network_matches(config, mesh);
   auto net = std::make_unique<model::MetroNetwork<float>>(config);
   model::load_checkpoint(path, *net);
   net->eval();

@@ -30,14 +30,26 @@ inline Tensor<float> tensor_from_points(const RowPoints& points) {
   return from_vector<float>(std::vector<float>(points.data(), points.data() + points.size()), {points.rows(), 3});
 }
 
-// What training needs from the body model, as tensors and sparse matrices.
+// What training needs from the body model, as tensors and sparse matrices: three
+// mesh resolutions ending at the full mesh. The paper's network puts its tokens
+// on body level 2 (431 vertices; mid 1723); the `small` preset on level 3 (108;
+// mid 431). The mid level is always the next finer one.
+struct MeshHierarchy;
+inline void check_network_matches(const model::MetroConfig& c, const MeshHierarchy& mesh);
+
 struct MeshHierarchy {
-  body::SparseRowMatrix full_to_mid, mid_to_coarse;  // (V_mid, V_full), (V_coarse, V_mid)
+  int coarse_level = body::kCoarseLevel;             // body level of the vertex tokens
+  body::SparseRowMatrix full_to_mid, mid_to_coarse;  // downsampling (V_mid, V_full), (V_coarse, V_mid)
+  body::SparseRowMatrix coarse_to_mid, mid_to_full;  // upsampling (V_mid, V_coarse), (V_full, V_mid)
   Tensor<float> regressor;                           // (J, V_full), dense
   Tensor<float> template_joints, template_vertices;  // (J, 3), (V_coarse, 3), pelvis at the origin
 
-  explicit MeshHierarchy(const body::BodyModel& body = body::BodyModel::get())
-      : full_to_mid(body.downsample(0)), mid_to_coarse(body.downsample(1)) {
+  explicit MeshHierarchy(int coarse = body::kCoarseLevel, const body::BodyModel& body = body::BodyModel::get())
+      : coarse_level(checked_coarse_level(coarse)),
+        full_to_mid(body.downsample(0, coarse - 1)),
+        mid_to_coarse(body.downsample(coarse - 1)),
+        coarse_to_mid(body.upsample(coarse - 1)),
+        mid_to_full(body.upsample(coarse - 1, 0)) {
     const Eigen::MatrixXf dense = Eigen::MatrixXf(body.joint_regressor());
     std::vector<float> values(static_cast<std::size_t>(dense.size()));
     Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(values.data(), dense.rows(), dense.cols()) = dense;
@@ -45,25 +57,33 @@ struct MeshHierarchy {
     const RowPoints joints = to_camera_orientation(body.rest_joints());
     const Eigen::RowVector3f pelvis = 0.5f * (joints.row(nn::kRightHip) + joints.row(nn::kLeftHip));
     template_joints = tensor_from_points(joints.rowwise() - pelvis);
-    template_vertices = tensor_from_points(to_camera_orientation(body.rest_vertices(2)).rowwise() - pelvis);
+    template_vertices = tensor_from_points(to_camera_orientation(body.rest_vertices(coarse)).rowwise() - pelvis);
+  }
+
+  // The hierarchy a network was built for: the body level with its number of vertex tokens.
+  static MeshHierarchy for_network(const model::MetroConfig& c, const body::BodyModel& body = body::BodyModel::get()) {
+    for (int level = 1; level < body::kNumLevels; ++level) {
+      if (body.num_vertices(level) != c.num_coarse_vertices) continue;
+      MeshHierarchy mesh(level, body);
+      check_network_matches(c, mesh);
+      return mesh;
+    }
+    throw ValueError("the network has " + std::to_string(c.num_coarse_vertices) + " vertex tokens; no level of the body model has that many vertices");
   }
 
   std::int64_t full_vertices() const { return full_to_mid.cols(); }
   std::int64_t mid_vertices() const { return full_to_mid.rows(); }
   std::int64_t coarse_vertices() const { return mid_to_coarse.rows(); }
+  // (V_full, V_coarse): a coarse-vertex quantity carried to the full mesh.
+  Eigen::VectorXf coarse_to_full(const Eigen::VectorXf& coarse) const { return mid_to_full * (coarse_to_mid * coarse); }
+
+ private:
+  static int checked_coarse_level(int level) {
+    if (level < 1 || level >= body::kNumLevels)
+      throw ValueError("MeshHierarchy: coarse level " + std::to_string(level) + " outside [1, " + std::to_string(body::kNumLevels) + ")");
+    return level;
+  }
 };
-
-// The `small` preset sized for this body (coarse tokens, mid and full upsampling).
-inline model::MetroConfig small_config(const MeshHierarchy& mesh, std::int64_t image_size) {
-  return model::small(mesh.coarse_vertices(), {mesh.mid_vertices(), mesh.full_vertices()}, image_size);
-}
-
-// A config by preset name; the paper presets keep their own template sizes.
-inline model::MetroConfig preset_config(const std::string& name, const MeshHierarchy& mesh, std::int64_t image_size) {
-  if (name == "small") return small_config(mesh, image_size);
-  if (name == "paper_body") return model::paper_body();
-  throw UsageError("--preset: unknown preset \"" + name + "\" (small, paper_body)");
-}
 
 // Checks that the network was built for this mesh hierarchy.
 inline void check_network_matches(const model::MetroConfig& c, const MeshHierarchy& mesh) {
@@ -75,21 +95,34 @@ inline void check_network_matches(const model::MetroConfig& c, const MeshHierarc
                      std::to_string(mesh.mid_vertices()) + " -> " + std::to_string(mesh.full_vertices()) + ")");
 }
 
+// The `small` preset on the body's coarsest level (108 vertex tokens, mid 431, full 6890).
+inline model::MetroConfig small_config(std::int64_t image_size) {
+  const MeshHierarchy mesh(body::kNumLevels - 1);
+  return model::small(mesh.coarse_vertices(), {mesh.mid_vertices(), mesh.full_vertices()}, image_size);
+}
+
+// A config by preset name; the paper presets keep their own template sizes.
+inline model::MetroConfig preset_config(const std::string& name, std::int64_t image_size) {
+  if (name == "small") return small_config(image_size);
+  if (name == "paper_body") return model::paper_body();
+  throw UsageError("--preset: unknown preset \"" + name + "\" (small, paper_body)");
+}
+
 // Starts the learned upsampling (paper Sec. 3.5: Linear layers along the vertex
-// axis, V -> mid -> full) at the body model's barycentric upsampling matrices,
-// with zero bias, so the full mesh follows the coarse prediction from the first
-// step instead of being learned from a random 12 M-weight map. (The official code
-// starts them at random; training then moves them freely.)
+// axis, coarse -> mid -> full) at the body model's barycentric upsampling
+// matrices, with zero bias, so the full mesh follows the coarse prediction from
+// the first step instead of being learned from a random map of millions of
+// weights. (The official code starts them at random; training then moves them freely.)
 template <class Net>
-void init_upsampling_from_body(Net& net, const body::BodyModel& body = body::BodyModel::get()) {
+void init_upsampling_from_body(Net& net, const MeshHierarchy& mesh) {
   NoGradGuard no_grad;
   const auto dense = [](const body::SparseRowMatrix& m) {
     const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> d(m);
     return from_vector<float>(std::vector<float>(d.data(), d.data() + d.size()), {d.rows(), d.cols()});
   };
   for (auto& [name, parameter] : net.named_parameters()) {
-    if (name == "upsampling.weight") copy_(parameter, dense(body.upsample(1)));        // (mid, coarse)
-    else if (name == "upsampling2.weight") copy_(parameter, dense(body.upsample(0)));  // (full, mid)
+    if (name == "upsampling.weight") copy_(parameter, dense(mesh.coarse_to_mid));      // (mid, coarse)
+    else if (name == "upsampling2.weight") copy_(parameter, dense(mesh.mid_to_full));  // (full, mid)
     else if (name == "upsampling.bias" || name == "upsampling2.bias") copy_(parameter, zeros<float>(parameter.shape()));
   }
 }

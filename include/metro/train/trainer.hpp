@@ -175,16 +175,16 @@ class Trainer {
       resumed = io::load_safetensors(o_.resume);
       config = model::checkpoint_config(*resumed, o_.resume);
     } else {
-      config = preset_config(o_.preset, mesh_, o_.image_size > 0 ? o_.image_size : 128);
+      config = preset_config(o_.preset, o_.image_size > 0 ? o_.image_size : 128);
       if (o_.image_size > 0) config.image_size = o_.image_size;
       config.mvm_ratio = o_.mvm_ratio, config.dropout = o_.dropout;
       for (auto& block : config.blocks)
         if (o_.heads > 0) block.heads = o_.heads;
     }
-    check_network_matches(config, mesh_);
+    mesh_ = MeshHierarchy::for_network(config);
     net_ = std::make_unique<model::MetroNetwork<float>>(config, init);
     net_->set_template(mesh_.template_joints, mesh_.template_vertices);
-    if (!resumed) init_upsampling_from_body(*net_);
+    if (!resumed) init_upsampling_from_body(*net_, mesh_);
     optimizer_ = std::make_unique<nn::Adam<float>>(net_->parameters(), nn::AdamOptions{o_.lr, 0.9, 0.999, 1e-8, o_.weight_decay});
     net_->train();
     if (!resumed) return;
@@ -223,8 +223,9 @@ class Trainer {
     times_.backward += seconds_since(t);
     const double loss = losses.total.item();
     t = now();
-    const double norm = o_.clip_norm > 0 ? nn::clip_grad_norm(optimizer_->parameters(), o_.clip_norm) : 0.0;
-    const bool ok = std::isfinite(loss) && nn::all_finite(optimizer_->parameters());
+    // The norm is finite exactly when every gradient is.
+    const double norm = o_.clip_norm > 0 ? nn::clip_grad_norm(optimizer_->parameters(), o_.clip_norm) : nn::grad_norm(optimizer_->parameters());
+    const bool ok = std::isfinite(loss) && std::isfinite(norm);
     if (ok) optimizer_->step();
     optimizer_->zero_grad();
     clear_tape();
@@ -312,7 +313,7 @@ class Trainer {
   }
 
   TrainOptions o_;
-  MeshHierarchy mesh_;
+  MeshHierarchy mesh_;  // replaced by the network's own in build_network()
   data::Dataset train_set_;
   std::optional<data::Dataset> val_set_;
   std::unique_ptr<model::MetroNetwork<float>> net_;
