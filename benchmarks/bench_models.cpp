@@ -8,6 +8,14 @@
 //                          vertex levels, backward, Adam step, batch 8
 //   small_train_b16        small(108, {431, 6890}, 128), the same training step, batch 16
 //
+// And where the demo's training step goes (tools/demo.sh: small at 64 px, one head,
+// no dropout, batch 8), each part forward + backward on its own:
+//
+//   demo_train_b8          the whole step (as small_train_b16)
+//   demo_backbone_b8       the 3-stage ResNet, (8, 3, 64, 64) -> (8, 128, 4, 4)
+//   demo_encoder_b8        the three encoder blocks over 122 tokens, (8, 122, 131) -> (8, 122, 3)
+//   demo_upsampling_b8     Linear(108 -> 431) and Linear(431 -> 6890) along the vertex axis
+//
 // Each workload builds its model once and runs one untimed warm-up iteration; a
 // timed iteration is one forward (or one training step). Counters: images_per_s,
 // peak_rss_MB (the process's VmHWM: run one workload per process, e.g.
@@ -58,10 +66,26 @@ std::shared_ptr<nn::Sequential<float>> encoder_blocks(const model::MetroConfig& 
   return blocks;
 }
 
+// The settings of tools/demo.sh.
+model::MetroConfig demo_config() {
+  model::MetroConfig config = model::small(108, {431, 6890}, 64);
+  config.dropout = 0;
+  for (auto& block : config.blocks) block.heads = 1;
+  return config;
+}
+
+// Forward and backward of `forward` on x; the gradient of sum(y * w) is what is backpropagated.
+Workload forward_backward(std::int64_t batch, std::shared_ptr<nn::Module<float>> owner, std::function<TensorF(const TensorF&)> forward,
+                          const TensorF& x, const TensorF& w) {
+  return {batch, [owner, forward, x, w] {
+            sum(forward(x) * w).backward();
+            owner->zero_grad();
+          }};
+}
+
 // The model's parameters get a gradient; the gradient of sum(y * w) is what is backpropagated.
-Workload transformer(std::int64_t batch, bool train) {
+Workload transformer(const model::MetroConfig& config, std::int64_t batch, bool train) {
   Generator gen(11);
-  const model::MetroConfig config = model::paper_body();
   auto blocks = encoder_blocks(config, gen);
   blocks->train(train);
   const TensorF x = randn<float>({batch, config.num_tokens(), config.blocks.front().in}, gen);
@@ -71,10 +95,27 @@ Workload transformer(std::int64_t batch, bool train) {
               NoGradGuard no_grad;
               benchmark::DoNotOptimize(blocks->forward(x).data());
             }};
-  return {batch, [blocks, x, w] {
-            sum(blocks->forward(x) * w).backward();
-            blocks->zero_grad();
-          }};
+  return forward_backward(batch, blocks, [blocks](const TensorF& in) { return blocks->forward(in); }, x, w);
+}
+
+Workload backbone_train(const model::MetroConfig& config, std::int64_t batch) {
+  Generator gen(14);
+  auto net = std::make_shared<nn::ResNet<float>>(config.backbone, gen);
+  net->train();
+  const TensorF x = randn<float>({batch, 3, config.image_size, config.image_size}, gen);
+  const TensorF w = randn<float>({batch, config.feature_channels(), config.grid_size(), config.grid_size()}, gen);
+  return forward_backward(batch, net, [net](const TensorF& in) { return net->forward(in); }, x, w);
+}
+
+// The upsampling Linears along the vertex axis: (B, 3, V) -> (B, 3, mid) -> (B, 3, full).
+Workload upsampling_train(const model::MetroConfig& config, std::int64_t batch) {
+  Generator gen(15);
+  auto layers = std::make_shared<nn::Sequential<float>>();
+  std::int64_t from = config.num_coarse_vertices;
+  for (std::int64_t to : config.upsample_sizes) layers->push_back(std::make_shared<nn::Linear<float>>(nn::LinearConfig{from, to}, gen)), from = to;
+  const TensorF x = randn<float>({batch, 3, config.num_coarse_vertices}, gen);
+  const TensorF w = randn<float>({batch, 3, config.num_full_vertices()}, gen);
+  return forward_backward(batch, layers, [layers](const TensorF& in) { return layers->forward(in); }, x, w);
 }
 
 Workload resnet50_forward(std::int64_t batch) {
@@ -111,11 +152,11 @@ Workload metro_train_step(const model::MetroConfig& config, std::int64_t batch) 
 }
 
 void BM_transformer_fwd_b1(benchmark::State& state) {
-  static Workload w = transformer(1, false);
+  static Workload w = transformer(model::paper_body(), 1, false);
   run_workload(state, w);
 }
 void BM_transformer_train_b8(benchmark::State& state) {
-  static Workload w = transformer(8, true);
+  static Workload w = transformer(model::paper_body(), 8, true);
   run_workload(state, w);
 }
 void BM_resnet50_fwd_b1(benchmark::State& state) {
@@ -131,11 +172,32 @@ void BM_small_train_b16(benchmark::State& state) {
   run_workload(state, w);
 }
 
+void BM_demo_train_b8(benchmark::State& state) {
+  static Workload w = metro_train_step(demo_config(), 8);
+  run_workload(state, w);
+}
+void BM_demo_backbone_b8(benchmark::State& state) {
+  static Workload w = backbone_train(demo_config(), 8);
+  run_workload(state, w);
+}
+void BM_demo_encoder_b8(benchmark::State& state) {
+  static Workload w = transformer(demo_config(), 8, true);
+  run_workload(state, w);
+}
+void BM_demo_upsampling_b8(benchmark::State& state) {
+  static Workload w = upsampling_train(demo_config(), 8);
+  run_workload(state, w);
+}
+
 BENCHMARK(BM_transformer_fwd_b1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_transformer_train_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_resnet50_fwd_b1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_metro_r50_train_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_small_train_b16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_demo_train_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_demo_backbone_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_demo_encoder_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_demo_upsampling_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

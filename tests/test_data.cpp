@@ -19,6 +19,7 @@
 #include "metro/render/camera.hpp"
 #include "metro/render/image.hpp"
 #include "metro/render/rasterizer.hpp"
+#include "metro/train/targets.hpp"
 
 namespace fs = std::filesystem;
 using namespace metro;
@@ -531,4 +532,51 @@ TEST_CASE("camera: the perspective view of a weak-perspective camera draws the s
     CHECK(pixel.x() == doctest::Approx(expected.x()).epsilon(0.002));
     CHECK(pixel.y() == doctest::Approx(expected.y()).epsilon(0.002));
   }
+}
+
+// ---- from the body model to the network's mesh hierarchy (train/targets.hpp) ----
+
+TEST_CASE("MeshHierarchy: the paper's levels and the small preset's, chosen by the network's token count") {
+  const train::MeshHierarchy paper;
+  CHECK(paper.coarse_vertices() == 431);
+  CHECK(paper.mid_vertices() == 1723);
+  CHECK(paper.full_vertices() == 6890);
+  CHECK(paper.template_vertices.shape() == Shape{431, 3});
+
+  const model::MetroConfig small = train::small_config(64);
+  const train::MeshHierarchy mesh = train::MeshHierarchy::for_network(small);
+  CHECK(mesh.coarse_level == 3);
+  CHECK(mesh.coarse_vertices() == 108);
+  CHECK(mesh.mid_vertices() == 431);
+  CHECK(mesh.full_vertices() == 6890);
+  CHECK(mesh.mid_to_full.rows() == 6890);
+  CHECK(mesh.mid_to_full.cols() == 431);
+
+  model::MetroConfig odd = small;
+  odd.num_coarse_vertices = 500;
+  CHECK_THROWS_AS(train::MeshHierarchy::for_network(odd), ValueError);
+  odd = small;
+  odd.upsample_sizes = {1723, 6890};
+  CHECK_THROWS_AS(train::MeshHierarchy::for_network(odd), ValueError);  // 108 tokens, but not the 431 mid level
+}
+
+TEST_CASE("init_upsampling_from_body: the coarse mesh carried up reproduces the full template within 1.5 cm") {
+  const model::MetroConfig config = train::small_config(64);
+  const train::MeshHierarchy mesh = train::MeshHierarchy::for_network(config);
+  model::MetroNetwork<float> net(config);
+  train::init_upsampling_from_body(net, mesh);
+  TensorF up1, fixed;
+  for (const auto& [name, p] : net.named_parameters())
+    if (name == "upsampling.weight") up1 = p;
+  for (const auto& [name, b] : net.named_buffers())
+    if (name == "fixed_upsampling") fixed = b;
+  REQUIRE(up1.defined());
+  REQUIRE(fixed.defined());
+  const body::BodyModel& body = body::BodyModel::get();
+  const TensorF coarse = train::tensor_from_points(train::to_camera_orientation(body.rest_vertices(3)));  // (108, 3)
+  const TensorF full = matmul(fixed, matmul(up1, coarse));                                                // (6890, 3)
+  const TensorF truth = train::tensor_from_points(train::to_camera_orientation(body.rest_vertices(0)));
+  const double mean_error = mean(sqrt(sum((full - truth) * (full - truth), {1}))).item();
+  MESSAGE("108 -> 431 -> 6890 barycentric round trip: mean error " << mean_error * 1000 << " mm");
+  CHECK(mean_error < 0.015);
 }

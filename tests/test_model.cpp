@@ -3,6 +3,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "metro/model/model.hpp"
@@ -117,6 +118,37 @@ TEST_CASE("MetroNetwork: gradcheck in double through backbone, tokens, encoder, 
       {randn<double>({1, 3, 32, 32}, gen)}, 1e-6, 1e-6, 1e-4);
   INFO(result.report);
   CHECK(result.passed);
+}
+
+TEST_CASE("MetroNetwork: a fixed last upsampling is a buffer, not a parameter, and still passes gradients back") {
+  Generator gen(3);
+  MetroConfig config = tiny_config();
+  config.learned_full_upsampling = false;
+  MetroNetwork<float> net(config, gen);
+  net.set_template(randn<float>({3, 3}, gen), randn<float>({5, 3}, gen));
+  for (const auto& [name, p] : net.named_parameters()) CHECK_FALSE(name.starts_with("upsampling2"));
+  const auto buffers = net.named_buffers();
+  const auto fixed = std::find_if(buffers.begin(), buffers.end(), [](const auto& b) { return b.first == "fixed_upsampling"; });
+  REQUIRE(fixed != buffers.end());
+  CHECK(fixed->second.shape() == Shape{17, 9});  // (full, mid)
+  {
+    NoGradGuard no_grad;
+    copy_(fixed->second, ones<float>({17, 9}) / 9.f);  // every full vertex = the mean of the mid vertices
+  }
+  const MetroOutput<float> out = net.forward(randn<float>({2, 3, 32, 32}, gen));
+  const TensorF expected = expand(mean(out.mid_vertices, {1}, true), {2, 17, 3});
+  CHECK(max(abs(out.full_vertices - expected)).item() < 1e-6f);
+  sum(out.full_vertices).backward();
+  for (const auto& [name, p] : net.named_parameters())
+    if (name.starts_with("upsampling.")) CHECK(p.grad().defined());
+  clear_tape();
+  // The flag travels with the config; a checkpoint written before it existed means "learned".
+  const MetroConfig back = config_from_json(io::json::parse(to_json(config).dump(), "config"));
+  CHECK_FALSE(back.learned_full_upsampling);
+  io::json::Value old = to_json(tiny_config());
+  auto& fields = old.as_object();
+  fields.erase(std::remove_if(fields.begin(), fields.end(), [](const auto& f) { return f.first == "learned_full_upsampling"; }), fields.end());
+  CHECK(config_from_json(old).learned_full_upsampling);
 }
 
 TEST_CASE("config survives a JSON round trip") {

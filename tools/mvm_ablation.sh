@@ -23,7 +23,7 @@ mkdir -p "$out"
 
 train() {  # ratio
   $bin/metro_train --data "$out/data/train" --out "$out/mvm_$1" --steps "$steps" --mvm-ratio "$1" --threads 1 \
-    --image-size 64 --heads 1 --dropout 0 --batch-size 8 --lr 1e-3 --eval-samples 32 --checkpoint-every 0 >"$out/mvm_$1.log" 2>&1
+    --image-size 64 --heads 1 --dropout 0 --batch-size 8 --lr 5e-4 --eval-samples 32 --checkpoint-every 0 >"$out/mvm_$1.log" 2>&1
 }
 ratios=(0 0.1 0.3 0.5)
 for pair in "0 0.1" "0.3 0.5"; do
@@ -31,14 +31,19 @@ for pair in "0 0.1" "0.3 0.5"; do
   train "$a" & train "$b" & wait
 done
 
+row() {  # label, eval JSON, and "baseline" for the mean-pose baseline's metrics in it
+  python3 - "$@" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[2]))
+m = m[sys.argv[3]] if len(sys.argv) > 3 else m
+print(f"| {sys.argv[1]} | {m['mpjpe_mm']:.1f} | {m['pa_mpjpe_mm']:.1f} | {m['mpve_mm']:.1f} | {m['pa_mpvpe_mm']:.1f} |")
+EOF
+}
 echo "| MVM ratio | MPJPE (mm) | PA-MPJPE (mm) | MPVE (mm) | PA-MPVPE (mm) |"
 echo "|---:|---:|---:|---:|---:|"
 for r in "${ratios[@]}"; do
   $bin/metro_eval --checkpoint "$out/mvm_$r/checkpoint.safetensors" --data "$out/data/occluded" --json "$out/mvm_$r/occluded.json" \
-    --threads 2 >/dev/null
-  python3 - "$r" "$out/mvm_$r/occluded.json" <<'EOF'
-import json, sys
-m = json.load(open(sys.argv[2]))
-print(f"| {sys.argv[1]} | {m['mpjpe_mm']:.1f} | {m['pa_mpjpe_mm']:.1f} | {m['mpve_mm']:.1f} | {m['pa_mpvpe_mm']:.1f} |")
-EOF
+    --baseline-from "$out/data/train" --threads 2 >/dev/null
+  row "$r" "$out/mvm_$r/occluded.json"
 done
+row "mean-pose baseline" "$out/mvm_0/occluded.json" baseline

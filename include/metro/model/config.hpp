@@ -40,6 +40,9 @@ struct MetroConfig {
   std::int64_t num_joints = 14;
   std::int64_t num_coarse_vertices = 431;
   std::vector<std::int64_t> upsample_sizes{1723, 6890};  // coarse -> ... -> full mesh
+  // false: the last upsampling step is a fixed buffer `fixed_upsampling` (set it to the
+  // body's barycentric matrix, train::init_upsampling_from_body), not a learned Linear.
+  bool learned_full_upsampling = true;
   std::vector<EncoderBlockConfig> blocks;
   std::int64_t position_embeddings = 512;  // rows of each block's position table (as BERT)
   double dropout = 0.1;                    // embeddings, attention probabilities, hidden states
@@ -96,7 +99,9 @@ inline MetroConfig paper_hand() {
 // the time goes decides the shape: attention is quadratic in the tokens and the
 // last upsampling is a (full x mid) weight, so both levels sit one step coarser
 // than the paper's; the backbone stops at stride 16 so a 64 px input still gives
-// a 4x4 grid of cells to the tokens.
+// a 4x4 grid of cells to the tokens. The mid -> full upsampling stays at the body's
+// barycentric matrix: learned in a 10-minute run, its 3 M weights drift apart and
+// the full mesh comes out spiky.
 inline MetroConfig small(std::int64_t num_coarse_vertices, std::vector<std::int64_t> upsample_sizes, std::int64_t image_size = 128) {
   MetroConfig c;
   c.preset = "small";
@@ -104,6 +109,7 @@ inline MetroConfig small(std::int64_t num_coarse_vertices, std::vector<std::int6
   c.backbone = nn::ResNetConfig{nn::BlockType::basic, {1, 1, 1}, 32, 3};
   c.num_coarse_vertices = num_coarse_vertices;
   c.upsample_sizes = std::move(upsample_sizes);
+  c.learned_full_upsampling = false;
   c.blocks = reducing_blocks(3 + c.feature_channels(), {128, 64, 32}, {64, 32, 3}, 1, 4, {256, 128, 64});
   c.camera_hidden = 64;
   return c;
@@ -132,6 +138,7 @@ inline io::json::Value to_json(const MetroConfig& c) {
                 {"num_joints", c.num_joints},
                 {"num_coarse_vertices", c.num_coarse_vertices},
                 {"upsample_sizes", ints(c.upsample_sizes)},
+                {"learned_full_upsampling", c.learned_full_upsampling},
                 {"blocks", Value(blocks)},
                 {"position_embeddings", c.position_embeddings},
                 {"dropout", c.dropout},
@@ -157,6 +164,7 @@ inline MetroConfig config_from_json(const io::json::Value& v) {
   c.num_joints = v.at("num_joints").as_int64();
   c.num_coarse_vertices = v.at("num_coarse_vertices").as_int64();
   c.upsample_sizes = ints(v.at("upsample_sizes"));
+  if (v.contains("learned_full_upsampling")) c.learned_full_upsampling = v.at("learned_full_upsampling").as_bool();
   c.blocks.clear();
   for (const auto& block : v.at("blocks").as_array())
     c.blocks.push_back({block.at("in").as_int64(), block.at("hidden").as_int64(), block.at("out").as_int64(),

@@ -9,6 +9,7 @@
 //   -> joints (B, J, 3), coarse vertices (B, V, 3)
 //   -> camera [s, tx, ty]: Linear(3 -> 1) per token, Linear(V -> hidden), Linear(hidden -> 3)
 //   -> learned upsampling along the vertex axis: V -> mid -> full                    Sec. 3.5
+//      (the last step may be a fixed buffer instead, MetroConfig::learned_full_upsampling)
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,9 +51,14 @@ class MetroNetwork : public nn::Module<T, D> {
     camera_out_ = this->register_module("cam_param_fc3", std::make_shared<nn::Linear<T, D>>(LinearConfig{config.camera_hidden, 3}, gen));
     std::int64_t from = config.num_coarse_vertices;
     for (std::size_t i = 0; i < config.upsample_sizes.size(); ++i) {
+      const std::int64_t to = config.upsample_sizes[i];
+      if (i + 1 == config.upsample_sizes.size() && !config.learned_full_upsampling) {
+        fixed_upsampling_ = this->register_buffer("fixed_upsampling", zeros<T, D>({to, from}));  // (full, mid)
+        break;
+      }
       const std::string name = i == 0 ? "upsampling" : "upsampling" + std::to_string(i + 1);
-      upsampling_.push_back(this->register_module(name, std::make_shared<nn::Linear<T, D>>(LinearConfig{from, config.upsample_sizes[i]}, gen)));
-      from = config.upsample_sizes[i];
+      upsampling_.push_back(this->register_module(name, std::make_shared<nn::Linear<T, D>>(LinearConfig{from, to}, gen)));
+      from = to;
     }
   }
 
@@ -85,12 +91,7 @@ class MetroNetwork : public nn::Module<T, D> {
     out.joints = narrow(xyz, 1, 0, J);           // (B, J, 3)
     out.coarse_vertices = narrow(xyz, 1, J, V);  // (B, V, 3)
     out.camera = camera(config_.camera_from_all_tokens ? xyz : out.coarse_vertices);
-    Tensor<T, D> vertices = transpose(out.coarse_vertices, 1, 2);  // (B, 3, V): upsample along the vertex axis
-    for (std::size_t i = 0; i < upsampling_.size(); ++i) {
-      vertices = upsampling_[i]->forward(vertices);  // (B, 3, next)
-      if (i + 2 == upsampling_.size()) out.mid_vertices = transpose(vertices, 1, 2);
-    }
-    out.full_vertices = transpose(vertices, 1, 2);  // (B, full, 3)
+    out.full_vertices = upsample(out.coarse_vertices, out.mid_vertices);
     return out;
   }
 
@@ -132,6 +133,18 @@ class MetroNetwork : public nn::Module<T, D> {
     return grid_to_tokens_->forward(cells);                                            // (B, N, C)
   }
 
+  // coarse (B, V, 3) -> full (B, full, 3) along the vertex axis; `mid` gets the
+  // next-to-last resolution (undefined for a single step).
+  Tensor<T, D> upsample(const Tensor<T, D>& coarse, Tensor<T, D>& mid) const {
+    Tensor<T, D> vertices = transpose(coarse, 1, 2);  // (B, 3, V)
+    const std::size_t steps = config_.upsample_sizes.size();
+    for (std::size_t i = 0; i < steps; ++i) {
+      vertices = i < upsampling_.size() ? upsampling_[i]->forward(vertices) : linear(vertices, fixed_upsampling_);  // (B, 3, next)
+      if (i + 2 == steps) mid = transpose(vertices, 1, 2);
+    }
+    return transpose(vertices, 1, 2);
+  }
+
   // xyz (B, K, 3) -> (B, 3)
   Tensor<T, D> camera(const Tensor<T, D>& xyz) const {
     const Tensor<T, D> per_token = squeeze(camera_token_->forward(xyz), 2);  // (B, K)
@@ -146,6 +159,7 @@ class MetroNetwork : public nn::Module<T, D> {
   std::shared_ptr<nn::Sequential<T, D>> blocks_;
   std::shared_ptr<nn::Linear<T, D>> camera_token_, camera_hidden_, camera_out_;
   std::vector<std::shared_ptr<nn::Linear<T, D>>> upsampling_;
+  Tensor<T, D> fixed_upsampling_;  // (full, mid) when the last step is not learned
 };
 
 // Parameter counts per component, in the order of the forward pass.

@@ -110,7 +110,8 @@ inline model::MetroConfig preset_config(const std::string& name, std::int64_t im
 
 // Starts the learned upsampling (paper Sec. 3.5: Linear layers along the vertex
 // axis, coarse -> mid -> full) at the body model's barycentric upsampling
-// matrices, with zero bias, so the full mesh follows the coarse prediction from
+// matrices, with zero bias (a fixed last step, MetroConfig::learned_full_upsampling,
+// at the same matrix), so the full mesh follows the coarse prediction from
 // the first step instead of being learned from a random map of millions of
 // weights. (The official code starts them at random; training then moves them freely.)
 template <class Net>
@@ -125,6 +126,8 @@ void init_upsampling_from_body(Net& net, const MeshHierarchy& mesh) {
     else if (name == "upsampling2.weight") copy_(parameter, dense(mesh.mid_to_full));  // (full, mid)
     else if (name == "upsampling.bias" || name == "upsampling2.bias") copy_(parameter, zeros<float>(parameter.shape()));
   }
+  for (auto& [name, buffer] : net.named_buffers())
+    if (name == "fixed_upsampling") copy_(buffer, dense(mesh.mid_to_full));  // (full, mid)
 }
 
 // One batch as tensors: images (B, 3, S, S) and every target of metro_loss.
