@@ -14,7 +14,7 @@
 //   demo_train_b8          the whole step (as small_train_b16)
 //   demo_backbone_b8       the 3-stage ResNet, (8, 3, 64, 64) -> (8, 128, 4, 4)
 //   demo_encoder_b8        the three encoder blocks over 122 tokens, (8, 122, 131) -> (8, 122, 3)
-//   demo_upsampling_b8     Linear(108 -> 431) and Linear(431 -> 6890) along the vertex axis
+//   demo_upsampling_b8     Linear(108 -> 431) and the fixed (6890, 431) matrix along the vertex axis
 //
 // Each workload builds its model once and runs one untimed warm-up iteration; a
 // timed iteration is one forward (or one training step). Counters: images_per_s,
@@ -107,15 +107,24 @@ Workload backbone_train(const model::MetroConfig& config, std::int64_t batch) {
   return forward_backward(batch, net, [net](const TensorF& in) { return net->forward(in); }, x, w);
 }
 
-// The upsampling Linears along the vertex axis: (B, 3, V) -> (B, 3, mid) -> (B, 3, full).
+// The upsampling along the vertex axis, (B, 3, V) -> (B, 3, mid) -> (B, 3, full): learned
+// Linears, the last one a fixed matrix when the config says so.
 Workload upsampling_train(const model::MetroConfig& config, std::int64_t batch) {
   Generator gen(15);
   auto layers = std::make_shared<nn::Sequential<float>>();
+  const std::size_t learned = config.upsample_sizes.size() - (config.learned_full_upsampling ? 0 : 1);
   std::int64_t from = config.num_coarse_vertices;
-  for (std::int64_t to : config.upsample_sizes) layers->push_back(std::make_shared<nn::Linear<float>>(nn::LinearConfig{from, to}, gen)), from = to;
+  for (std::size_t i = 0; i < learned; ++i) {
+    layers->push_back(std::make_shared<nn::Linear<float>>(nn::LinearConfig{from, config.upsample_sizes[i]}, gen));
+    from = config.upsample_sizes[i];
+  }
+  const TensorF fixed = learned < config.upsample_sizes.size() ? randn<float>({config.num_full_vertices(), from}, gen) : TensorF();
   const TensorF x = randn<float>({batch, 3, config.num_coarse_vertices}, gen);
   const TensorF w = randn<float>({batch, 3, config.num_full_vertices()}, gen);
-  return forward_backward(batch, layers, [layers](const TensorF& in) { return layers->forward(in); }, x, w);
+  return forward_backward(batch, layers, [layers, fixed](const TensorF& in) {
+    const TensorF mid = layers->forward(in);
+    return fixed.defined() ? linear(mid, fixed) : mid;
+  }, x, w);
 }
 
 Workload resnet50_forward(std::int64_t batch) {
