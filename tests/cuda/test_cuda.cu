@@ -127,10 +127,10 @@ TEST_CASE("the device allocator reuses blocks in steady state") {
   const TensorF a = randn<float>({37, 53}), b = randn<float>({53, 29});
   const Tensor<float, cuda> da = to_device(a), db = to_device(b);
   (void)cuda_ops::add(cuda_ops::matmul(da, db), cuda_ops::matmul(da, db));  // warm-up: fills the cache
-  const std::size_t mallocs = alloc.device_mallocs(), live = alloc.live_bytes();
+  const std::size_t mallocs = alloc.fresh_allocations(), live = alloc.live_bytes();
   alloc.reset_peak();
   for (int step = 0; step < 10; ++step) (void)cuda_ops::add(cuda_ops::matmul(da, db), cuda_ops::matmul(da, db));
-  CHECK(alloc.device_mallocs() == mallocs);
+  CHECK(alloc.fresh_allocations() == mallocs);
   CHECK(alloc.live_bytes() == live);
   CHECK(alloc.peak_bytes() >= live + 3 * 37 * 29 * sizeof(float));  // two products and their sum at once
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "metro/backend/matrix_view.hpp"
 #include "metro/core/device.hpp"
 #include "metro/core/eigen.hpp"
 #include "metro/core/shape.hpp"
@@ -224,13 +225,11 @@ struct Kernels<cpu> {
   }
 
   // C (m x n, row-major, leading dimension ldc) = op(A) * op(B) (+ C when accumulate).
-  // A matrix view is described by its two strides; Eigen maps it without a copy
-  // when one of them is 1 (row-major or column-major); callers copy otherwise.
+  // A matrix view (backend/matrix_view.hpp) is described by its two strides; Eigen
+  // maps it without a copy when one of them is 1 (row-major or column-major);
+  // callers copy otherwise.
   template <class T>
-  struct MatrixView {
-    const T* data;
-    std::int64_t rows, cols, row_stride, col_stride;
-  };
+  using MatrixView = backend::MatrixView<T>;
 
   // Large products are split into one block of output rows (or columns) per
   // thread, each a single-threaded Eigen GEMM: one fork/join per product instead

@@ -18,11 +18,10 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "metro/backend/matrix_view.hpp"
 #include "metro/core/allocator.hpp"
 #include "metro/core/device.hpp"
 #include "metro/core/error.hpp"
@@ -82,106 +81,45 @@ inline void require_cuda() {
   if (!cuda_available()) throw Error("no CUDA device: " + detail::cuda_probe().reason);
 }
 
-// A caching device allocator, as Allocator<cpu>: freed blocks go to per-size
-// free lists and are handed out again, so a training step that repeats the same
-// shapes calls cudaMalloc only in its first iteration (cudaMalloc and cudaFree
-// are slow, and cudaFree synchronizes the device).
-template <>
-class Allocator<cuda> {
- public:
-  static constexpr std::size_t kAlignment = 512;  // sizes are rounded up to this many bytes
+namespace detail {
 
+// Device memory for CachingAllocator: cudaMalloc / cudaFree on the current device.
+struct DeviceMemory {
+  static constexpr std::size_t kAlignment = 512;
+  static void* acquire(std::size_t bytes) noexcept {
+    void* p = nullptr;
+    const cudaError_t status = cudaMalloc(&p, bytes);
+    if (status == cudaSuccess) return p;
+    cudaGetLastError();  // clear it, so later calls do not report it again
+    last_failure() = status;
+    return nullptr;
+  }
+  // Errors are ignored: at exit the runtime may already be unloaded.
+  static void release(void* p) noexcept { cudaFree(p); }
+  [[noreturn]] static void out_of_memory(std::size_t bytes) {
+    cuda_check(last_failure(), ("cudaMalloc(" + std::to_string(bytes) + " bytes)").c_str(), __FILE__, __LINE__);
+    throw Error("cudaMalloc(" + std::to_string(bytes) + " bytes) failed");
+  }
+  static cudaError_t& last_failure() noexcept {
+    thread_local cudaError_t status = cudaSuccess;
+    return status;
+  }
+};
+
+}  // namespace detail
+
+// The caching device allocator (core/allocator.hpp): a training step that repeats
+// the same shapes calls cudaMalloc only in its first iteration.
+template <>
+class Allocator<cuda> : public detail::CachingAllocator<detail::DeviceMemory> {
+ public:
   static Allocator& instance() {
     static Allocator allocator;
     return allocator;
   }
 
-  void* allocate(std::size_t bytes) {
-    const std::size_t size = round_up(bytes);
-    std::lock_guard lock(mutex_);
-    void* p = take_cached(size);
-    if (!p) p = device_malloc(size);
-    live_bytes_ += size;
-    peak_bytes_ = std::max(peak_bytes_, live_bytes_);
-    return p;
-  }
-
-  void deallocate(void* p, std::size_t bytes) noexcept {
-    const std::size_t size = round_up(bytes);
-    std::lock_guard lock(mutex_);
-    live_bytes_ -= size;
-    if (cached_bytes_ + size > cache_limit_) return release(p);
-    try {
-      free_blocks_[size].push_back(p);
-      cached_bytes_ += size;
-    } catch (...) {
-      release(p);
-    }
-  }
-
-  // Returns every cached block to the device.
-  void empty_cache() noexcept {
-    std::lock_guard lock(mutex_);
-    release_cached();
-  }
-
-  std::size_t cached_bytes() const noexcept { return cached_bytes_; }
-  // Bytes held by live tensors now, and the most held at once since the last reset_peak().
-  std::size_t live_bytes() const noexcept { return live_bytes_; }
-  std::size_t peak_bytes() const noexcept { return peak_bytes_; }
-  // How many times cudaMalloc succeeded: flat in steady state.
-  std::size_t device_mallocs() const noexcept { return device_mallocs_; }
-  void reset_peak() noexcept {
-    std::lock_guard lock(mutex_);
-    peak_bytes_ = live_bytes_;
-  }
-  void set_cache_limit(std::size_t bytes) noexcept { cache_limit_ = bytes; }
-
-  ~Allocator() { release_cached(); }
-
  private:
-  Allocator() = default;
-  static std::size_t round_up(std::size_t bytes) noexcept {
-    return bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  }
-
-  // The helpers below are called with the mutex held.
-  void* take_cached(std::size_t size) noexcept {
-    auto it = free_blocks_.find(size);
-    if (it == free_blocks_.end() || it->second.empty()) return nullptr;
-    void* p = it->second.back();
-    it->second.pop_back();
-    cached_bytes_ -= size;
-    return p;
-  }
-
-  // cudaMalloc, retried once after emptying the cache when the device is full.
-  void* device_malloc(std::size_t size) {
-    void* p = nullptr;
-    if (cudaMalloc(&p, size) != cudaSuccess) {
-      cudaGetLastError();
-      release_cached();
-      METRO_CUDA_CHECK(cudaMalloc(&p, size));
-    }
-    ++device_mallocs_;
-    return p;
-  }
-
-  // Errors are ignored: at exit the runtime may already be unloaded.
-  static void release(void* p) noexcept { cudaFree(p); }
-  void release_cached() noexcept {
-    for (auto& [size, blocks] : free_blocks_)
-      for (void* p : blocks) release(p);
-    free_blocks_.clear();
-    cached_bytes_ = 0;
-  }
-
-  std::mutex mutex_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_blocks_;
-  std::size_t cached_bytes_ = 0;
-  std::size_t live_bytes_ = 0, peak_bytes_ = 0;
-  std::size_t device_mallocs_ = 0;
-  std::size_t cache_limit_ = std::size_t{16} << 30;  // 16 GiB
+  Allocator() : CachingAllocator(std::size_t{16} << 30) {}  // cache up to 16 GiB
 };
 
 // ---- host <-> device copies (synchronous) ----
@@ -288,13 +226,10 @@ struct Kernels<cuda> {
     METRO_CUDA_CHECK(cudaGetLastError());
   }
 
-  // A matrix in device memory, as Kernels<cpu>::MatrixView: row-major when
+  // A matrix in device memory (backend/matrix_view.hpp): row-major when
   // col_stride == 1, column-major (e.g. a transpose) when row_stride == 1.
   template <class T>
-  struct MatrixView {
-    const T* data;
-    std::int64_t rows, cols, row_stride, col_stride;
-  };
+  using MatrixView = backend::MatrixView<T>;
 
   // C (m x n, row-major, leading dimension ldc) = A (m x k) B (k x n) (+ C when accumulate), fp32 or fp64.
   // cuBLAS is column-major, and C's memory read column-major is C^T (n x m),

@@ -1,7 +1,10 @@
 #pragma once
-// A caching host allocator. Training repeats the same shapes every step, so freed
+// Caching allocators. Training repeats the same shapes every step, so freed
 // blocks are kept in per-size free lists and handed out again instead of going
-// back to malloc (and the kernel, for large blocks) every time.
+// back to the system (malloc and the kernel, or cudaMalloc, which is slow and
+// synchronizes the device) every time. The caching is written once
+// (detail::CachingAllocator); each device supplies how raw memory is taken and
+// given back: Allocator<cpu> here, Allocator<cuda> in backend/cuda.cuh.
 #include <cstddef>
 #include <cstdlib>
 #include <mutex>
@@ -16,36 +19,38 @@ namespace metro {
 template <class Device>
 class Allocator;
 
-template <>
-class Allocator<cpu> {
- public:
-  static constexpr std::size_t kAlignment = 64;  // one cache line, one AVX-512 register
+namespace detail {
 
-  static Allocator& instance() {
-    static Allocator allocator;
-    return allocator;
-  }
+// Per-size free lists over `Memory`, which supplies
+//   static constexpr std::size_t kAlignment;          sizes are rounded up to it
+//   static void* acquire(std::size_t bytes) noexcept;  nullptr when out of memory
+//   static void release(void* p) noexcept;
+//   [[noreturn]] static void out_of_memory(std::size_t bytes);  throws
+template <class Memory>
+class CachingAllocator {
+ public:
+  static constexpr std::size_t kAlignment = Memory::kAlignment;
+
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
 
   void* allocate(std::size_t bytes) {
     const std::size_t size = round_up(bytes);
     {
       std::lock_guard lock(mutex_);
-      auto it = free_blocks_.find(size);
-      if (it != free_blocks_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        cached_bytes_ -= size;
+      if (void* p = take_cached(size)) {
         count_live(size);
         return p;
       }
     }
-    void* p = std::aligned_alloc(kAlignment, size);
+    void* p = Memory::acquire(size);
     if (!p) {
-      empty_cache();
-      p = std::aligned_alloc(kAlignment, size);
-      if (!p) throw std::bad_alloc();
+      empty_cache();  // memory held by the cache may be what is missing
+      p = Memory::acquire(size);
+      if (!p) Memory::out_of_memory(size);
     }
     std::lock_guard lock(mutex_);
+    ++fresh_allocations_;
     count_live(size);
     return p;
   }
@@ -54,15 +59,12 @@ class Allocator<cpu> {
     const std::size_t size = round_up(bytes);
     std::lock_guard lock(mutex_);
     live_bytes_ -= size;
-    if (cached_bytes_ + size > cache_limit_) {
-      std::free(p);
-      return;
-    }
+    if (cached_bytes_ + size > cache_limit_) return Memory::release(p);
     try {
       free_blocks_[size].push_back(p);
       cached_bytes_ += size;
     } catch (...) {
-      std::free(p);
+      Memory::release(p);
     }
   }
 
@@ -70,7 +72,7 @@ class Allocator<cpu> {
   void empty_cache() noexcept {
     std::lock_guard lock(mutex_);
     for (auto& [size, blocks] : free_blocks_)
-      for (void* p : blocks) std::free(p);
+      for (void* p : blocks) Memory::release(p);
     free_blocks_.clear();
     cached_bytes_ = 0;
   }
@@ -79,21 +81,32 @@ class Allocator<cpu> {
   // Bytes held by live tensors now, and the most held at once since the last reset_peak().
   std::size_t live_bytes() const noexcept { return live_bytes_; }
   std::size_t peak_bytes() const noexcept { return peak_bytes_; }
+  // How many blocks came from the system rather than the cache: flat in a steady state.
+  std::size_t fresh_allocations() const noexcept { return fresh_allocations_; }
   void reset_peak() noexcept {
     std::lock_guard lock(mutex_);
     peak_bytes_ = live_bytes_;
   }
   void set_cache_limit(std::size_t bytes) noexcept { cache_limit_ = bytes; }
 
-  ~Allocator() { empty_cache(); }
+ protected:
+  explicit CachingAllocator(std::size_t cache_limit) : cache_limit_(cache_limit) {}
+  ~CachingAllocator() { empty_cache(); }
 
  private:
-  Allocator() = default;
   static std::size_t round_up(std::size_t bytes) noexcept {
     return bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
   }
 
-  // Called with the mutex held.
+  // The two helpers below are called with the mutex held.
+  void* take_cached(std::size_t size) noexcept {
+    auto it = free_blocks_.find(size);
+    if (it == free_blocks_.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_bytes_ -= size;
+    return p;
+  }
   void count_live(std::size_t size) noexcept {
     live_bytes_ += size;
     if (live_bytes_ > peak_bytes_) peak_bytes_ = live_bytes_;
@@ -103,7 +116,30 @@ class Allocator<cpu> {
   std::unordered_map<std::size_t, std::vector<void*>> free_blocks_;
   std::size_t cached_bytes_ = 0;
   std::size_t live_bytes_ = 0, peak_bytes_ = 0;
-  std::size_t cache_limit_ = std::size_t{4} << 30;  // 4 GiB
+  std::size_t fresh_allocations_ = 0;
+  std::size_t cache_limit_;
+};
+
+// Host memory, aligned to a cache line (one AVX-512 register).
+struct HostMemory {
+  static constexpr std::size_t kAlignment = 64;
+  static void* acquire(std::size_t bytes) noexcept { return std::aligned_alloc(kAlignment, bytes); }
+  static void release(void* p) noexcept { std::free(p); }
+  [[noreturn]] static void out_of_memory(std::size_t) { throw std::bad_alloc(); }
+};
+
+}  // namespace detail
+
+template <>
+class Allocator<cpu> : public detail::CachingAllocator<detail::HostMemory> {
+ public:
+  static Allocator& instance() {
+    static Allocator allocator;
+    return allocator;
+  }
+
+ private:
+  Allocator() : CachingAllocator(std::size_t{4} << 30) {}  // cache up to 4 GiB
 };
 
 }  // namespace metro
