@@ -8,8 +8,8 @@
 //                          vertex levels, backward, Adam step, batch 8
 //   small_train_b16        small(108, {431, 6890}, 128), the same training step, batch 16
 //
-// And where the demo's training step goes (tools/demo.sh: small at 64 px, one head,
-// no dropout, batch 8), each part forward + backward on its own:
+// And where a demo-style training step goes (small at 64 px, one head, no dropout,
+// batch 8; tools/demo.sh itself now trains at 96 px), each part forward + backward on its own:
 //
 //   demo_train_b8          the whole step (as small_train_b16)
 //   demo_backbone_b8       the 3-stage ResNet, (8, 3, 64, 64) -> (8, 128, 4, 4)
