@@ -171,7 +171,7 @@ TEST_CASE("sampling matrices are convex and up(down(V)) approximates the mesh") 
     const Eigen::MatrixXf round_trip = up * coarse;
     const double mean_error = (round_trip - fine).rowwise().norm().mean();
     MESSAGE("level " << level << " up(down(V)) mean error " << mean_error * 1000 << " mm");
-    CHECK(mean_error < (level == 0 ? 0.004 : level == 1 ? 0.010 : 0.025));
+    CHECK(mean_error < (level == 0 ? 0.004 : level == 1 ? 0.010 : 0.012));  // measured 0.6, 2.4, 8.6 mm
   }
 }
 
