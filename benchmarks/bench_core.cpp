@@ -83,7 +83,7 @@ void BM_SumTensor(benchmark::State& state) {
 // to cover the FMA latency on two ports; the result is the machine's roof for GEMM.
 void BM_FmaPeak(benchmark::State& state) {
   using Packet = Eigen::internal::packet_traits<float>::type;
-  constexpr int kChains = 12, kLanes = Eigen::internal::packet_traits<float>::size, kSteps = 1 << 16;
+  constexpr int kChains = 12, kLanes = Eigen::internal::packet_traits<float>::size, kSteps = 1 << 20;
   double flops = 0;
   for (auto _ : state) {
 #pragma omp parallel reduction(+ : flops)

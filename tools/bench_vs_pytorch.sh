@@ -103,4 +103,12 @@ for w in workloads:
     print(f"{w:<22} | {o:8.3f} | {t:9.3f} | {o / t:6.2f} | {ours_mb:8.0f} | {torch_mb:10.0f} | {ours_mb / torch_mb:9.2f}")
 print(f"geomean_ratio={math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f}")
 EOF
+
+# Compile time of one translation unit that includes the whole library
+# (metro/metro.hpp) and instantiates a model's forward and backward: the
+# installed-package test, g++ -O2 as a user would build it (target: <= 20 s).
+start_ms=$(( $(date +%s%N) / 1000000 ))
+g++ -std=c++20 -O2 -march=native -fopenmp -I"$ROOT/include" -I/usr/include/eigen3 -I/usr/include/stb -c "$ROOT/tests/consumer/main.cpp" -o /dev/null
+elapsed_ms=$(( $(date +%s%N) / 1000000 - start_ms ))
+printf 'compile_seconds=%d.%03d  (tests/consumer/main.cpp: metro/metro.hpp, g++ -O2 -march=native)\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000))
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

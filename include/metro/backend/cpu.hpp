@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "metro/backend/cpu_sgemm.hpp"
 #include "metro/backend/matrix_view.hpp"
 #include "metro/core/device.hpp"
 #include "metro/core/eigen.hpp"
@@ -316,9 +318,13 @@ struct Kernels<cpu> {
   // reaches Eigen's own threading.
   static constexpr std::int64_t kParallelGemmWork = 100000;
 
-  // One Eigen GEMM on the calling thread (Eigen does not fork inside an OpenMP region).
+  // One GEMM on the calling thread: fp32 through backend/cpu_sgemm.hpp where the
+  // target has AVX-512, otherwise Eigen (which does not fork inside an OpenMP region).
   template <class T>
   static void gemm_block(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) return avx512::gemm(a, b, c, ldc, accumulate);
+#endif
     using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using ColMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
     Eigen::Map<RowMajor, Eigen::Unaligned, Eigen::OuterStride<>> out(c, a.rows, b.cols, Eigen::OuterStride<>(ldc));
