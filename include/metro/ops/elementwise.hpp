@@ -63,6 +63,11 @@ template <class T>
 struct Second {
   METRO_HD T operator()(T, T s) const { return s; }
 };
+// (d, s) -> d + s: add_ as an update (by value, as the lambda it replaced).
+template <class T>
+struct Accumulate {
+  METRO_HD T operator()(T d, T s) const { return d + s; }
+};
 }  // namespace fn
 
 // In-place copy and accumulation into (possibly strided) views; not recorded.
@@ -72,7 +77,7 @@ void copy_(const Tensor<T, D>& dst, const Tensor<T, D>& src) {
 }
 template <class T, class D>
 void add_(Tensor<T, D>& dst, const Tensor<T, D>& src) {
-  update_(dst, src, std::plus<T>{}, "add_");
+  update_(dst, src, fn::Accumulate<T>{}, "add_");
 }
 template <class T, class D>
 void fill_(const Tensor<T, D>& dst, T value) {
