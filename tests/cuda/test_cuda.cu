@@ -6,7 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "metro/backend/cuda.cuh"
@@ -140,4 +144,327 @@ TEST_CASE("the device allocator reuses blocks in steady state") {
   alloc.deallocate(p, 1000);
   alloc.empty_cache();
   CHECK(alloc.cached_bytes() == 0);
+}
+
+// ---- the backend harness -------------------------------------------------------
+// Every op runs from the same template on Tensor<float, cpu> and on
+// Tensor<float, cuda>, on the same random inputs (odd sizes, non-contiguous
+// views, broadcasting). Outputs and the gradients of sum(y * w) (w fixed random
+// weights) are compared: elementwise results per element within 1e-5 of the
+// CPU's (relative to max(|cpu|, floor * max |cpu|): values far below the
+// tensor's scale are judged against that floor, since both backends round
+// 1 + erf, 1 - tanh^2, ... with cancellation), reductions and GEMM within 1e-4
+// of the largest CPU value.
+namespace {
+
+struct Tolerance {
+  double rel;
+  bool elementwise;
+  double floor = 1e-3;
+};
+constexpr Tolerance kElementwise{1e-5, true};
+constexpr Tolerance kReduction{1e-4, false};
+constexpr Tolerance kExact{0, false};
+
+double compare(const TensorF& got, const TensorF& want, const Tolerance& tol) {
+  const std::vector<float> g = got.to_vector(), w = want.to_vector();
+  double scale = 0;
+  for (float v : w) scale = std::max(scale, std::abs(static_cast<double>(v)));
+  double worst = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const double diff = std::abs(static_cast<double>(g[i]) - w[i]);
+    if (std::isnan(g[i]) != std::isnan(w[i])) return std::numeric_limits<double>::infinity();
+    const double denominator = tol.elementwise ? std::max(std::abs(static_cast<double>(w[i])), tol.floor * scale) : scale;
+    worst = std::max(worst, denominator == 0 ? diff : diff / denominator);
+  }
+  return worst;
+}
+
+// A fresh leaf on device D holding `t`'s values.
+template <class D>
+Tensor<float, D> on(const TensorF& t) {
+  if constexpr (std::is_same_v<D, cpu>)
+    return clone(t.detach());
+  else
+    return to_device(contiguous(t.detach()));
+}
+template <class D>
+Tensor<std::int64_t, D> on_index(const TensorI& t) {
+  if constexpr (std::is_same_v<D, cpu>)
+    return clone(t);
+  else
+    return to_device(contiguous(t));
+}
+// A contiguous host copy.
+template <class T, class D>
+Tensor<T, cpu> host(const Tensor<T, D>& t) {
+  if constexpr (std::is_same_v<D, cpu>)
+    return contiguous(t.detach());
+  else
+    return to_host(contiguous(t.detach()));
+}
+// The device of a generic lambda's inputs.
+template <class Inputs>
+using device_of = typename std::decay_t<Inputs>::value_type::device_type;
+
+struct Run {
+  TensorF out;
+  std::vector<TensorF> grads;  // one per input (undefined for inputs without grad)
+};
+
+template <class D, class Op>
+Run run_on(const std::vector<TensorF>& inputs, const std::vector<bool>& grad, Op& op) {
+  std::vector<Tensor<float, D>> leaves;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    leaves.push_back(on<D>(inputs[i]));
+    if (grad[i]) leaves.back().requires_grad_();
+  }
+  const Tensor<float, D> y = op(leaves);
+  Run run{host(y), {}};
+  if (y.requires_grad()) {  // (comparisons are not differentiable)
+    Generator gen(99);
+    const Tensor<float, D> weights = on<D>(randn<float>(y.shape(), gen));
+    sum(y * weights).backward();
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    run.grads.push_back(grad[i] && leaves[i].grad().defined() ? host(leaves[i].grad()) : TensorF());
+  clear_tape();
+  return run;
+}
+
+// Runs op(inputs) on both backends and compares outputs (out_tol) and input gradients (grad_tol).
+template <class Op>
+void check_backends(const std::string& name, const std::vector<TensorF>& inputs, const std::vector<bool>& grad, Op op,
+                    const Tolerance& out_tol, const Tolerance& grad_tol) {
+  const Run want = run_on<cpu>(inputs, grad, op);
+  const Run got = run_on<cuda>(inputs, grad, op);
+  INFO(name);
+  REQUIRE(got.out.shape() == want.out.shape());
+  const double out_error = compare(got.out, want.out, out_tol);
+  MESSAGE(name << ": output error " << out_error);
+  CHECK(out_error <= out_tol.rel);
+  for (std::size_t i = 0; i < want.grads.size(); ++i) {
+    if (!grad[i]) continue;
+    INFO("gradient of input " << i);
+    REQUIRE(got.grads[i].defined() == want.grads[i].defined());
+    if (!want.grads[i].defined()) continue;
+    REQUIRE(got.grads[i].shape() == want.grads[i].shape());
+    const double grad_error = compare(got.grads[i], want.grads[i], grad_tol);
+    MESSAGE(name << ": gradient " << i << " error " << grad_error);
+    CHECK(grad_error <= grad_tol.rel);
+  }
+}
+
+Generator& harness_generator() {
+  static Generator gen(2024);
+  return gen;
+}
+TensorF normal(const Shape& shape) { return randn<float>(shape, harness_generator()); }
+TensorF positive(const Shape& shape) { return rand<float>(shape, harness_generator(), 0.5f, 2.0f); }
+
+}  // namespace
+
+TEST_CASE("harness: unary elementwise ops on contiguous, transposed and stepped views") {
+  SKIP_WITHOUT_DEVICE();
+  // Three layouts of a (7, 13) operand: contiguous, the transpose of a (13, 7), every other column of a (7, 27).
+  const std::vector<std::pair<std::string, TensorF>> normals{
+      {"contiguous", normal({7, 13})}, {"transposed", normal({13, 7})}, {"stepped", normal({7, 27})}};
+  const std::vector<std::pair<std::string, TensorF>> positives{
+      {"contiguous", positive({7, 13})}, {"transposed", positive({13, 7})}, {"stepped", positive({7, 27})}};
+  auto layout = [](const std::string& kind, const auto& x) {
+    if (kind == "transposed") return transpose(x, 0, 1);
+    if (kind == "stepped") return slice(x, 1, 1, 27, 2);
+    return x;
+  };
+  for (const auto& entry : normals) {
+    const std::string kind = entry.first;
+    const TensorF input = entry.second;
+    auto check = [&](const std::string& name, auto f, Tolerance out = kElementwise, Tolerance grad = kElementwise) {
+      check_backends(name + " (" + kind + ")", {input}, {true}, [&](const auto& x) { return f(layout(kind, x[0])); }, out, grad);
+    };
+    check("neg", [](const auto& v) { return neg(v); });
+    check("exp", [](const auto& v) { return exp(v); });
+    check("abs", [](const auto& v) { return abs(v); });
+    check("relu", [](const auto& v) { return relu(v); });
+    check("tanh", [](const auto& v) { return tanh(v); }, kElementwise, Tolerance{1e-5, true, 1e-2});
+    check("sigmoid", [](const auto& v) { return sigmoid(v); });
+    check("gelu", [](const auto& v) { return gelu(v); }, Tolerance{1e-5, true, 1e-2}, Tolerance{1e-5, true, 1e-2});
+    check("clamp", [](const auto& v) { return clamp(v, -0.5f, 0.7f); });
+    check("x * s + t", [](const auto& v) { return v * 2.5f + 1.5f; });
+    check("s - x", [](const auto& v) { return 3.0f - v; });
+    check("x > 0.25", [](const auto& v) { return gt(v, 0.25f); });
+    check("contiguous", [](const auto& v) { return contiguous(v); }, kExact, kExact);
+    check("clone", [](const auto& v) { return clone(v); }, kExact, kExact);
+  }
+  for (const auto& entry : positives) {
+    const std::string kind = entry.first;
+    const TensorF input = entry.second;
+    auto check = [&](const std::string& name, auto f) {
+      check_backends(name + " (" + kind + ")", {input}, {true}, [&](const auto& x) { return f(layout(kind, x[0])); },
+                     kElementwise, kElementwise);
+    };
+    check("log", [](const auto& v) { return log(v); });
+    check("sqrt", [](const auto& v) { return sqrt(v); });
+    check("pow(x, 1.7)", [](const auto& v) { return pow(v, 1.7f); });
+    check("2 / x", [](const auto& v) { return 2.0f / v; });
+  }
+}
+
+TEST_CASE("harness: binary elementwise ops with broadcasting") {
+  SKIP_WITHOUT_DEVICE();
+  // (5, 1, 7) with (3, 7) -> (5, 3, 7); the gradients of broadcast inputs are sums (reduction tolerance).
+  const TensorF a = normal({5, 1, 7}), b = normal({3, 7}), pa = positive({5, 1, 7}), pb = positive({3, 7});
+  check_backends("add", {a, b}, {true, true}, [](const auto& x) { return x[0] + x[1]; }, kElementwise, kReduction);
+  check_backends("sub", {a, b}, {true, true}, [](const auto& x) { return x[0] - x[1]; }, kElementwise, kReduction);
+  check_backends("mul", {a, b}, {true, true}, [](const auto& x) { return x[0] * x[1]; }, kElementwise, kReduction);
+  check_backends("div", {a, pb}, {true, true}, [](const auto& x) { return x[0] / x[1]; }, kElementwise, kReduction);
+  check_backends("pow", {pa, b}, {true, true}, [](const auto& x) { return pow(x[0], x[1] * 0.5f); }, kElementwise, kReduction);
+  check_backends("lt", {a, b}, {false, false}, [](const auto& x) { return lt(x[0], x[1]); }, kExact, kExact);
+  check_backends("eq", {a, a}, {false, false}, [](const auto& x) { return eq(x[0], x[1]); }, kExact, kExact);
+  // where(cond (5, 3, 1), a (5, 1, 7), b^T-like (3, 7) view)
+  const TensorF cond = gt(normal({5, 3, 1}), 0.0f), bt = normal({7, 3});
+  check_backends("where", {cond, a, bt}, {false, true, true},
+                 [](const auto& x) { return where(x[0], x[1], transpose(x[2], 0, 1)); }, kExact, kReduction);
+  // A non-contiguous (transposed) operand broadcast against a stepped one: (9, 6)^T (6, 9) + (1, 9) slice.
+  const TensorF c = normal({9, 6}), d = normal({3, 19});
+  check_backends("add (transposed + stepped row)", {c, d}, {true, true},
+                 [](const auto& x) { return transpose(x[0], 0, 1) + slice(narrow(x[1], 0, 1, 1), 1, 0, 18, 2); }, kElementwise,
+                 kReduction);
+}
+
+TEST_CASE("harness: in-place updates, views, joins") {
+  SKIP_WITHOUT_DEVICE();
+  const TensorF a = normal({6, 5}), b = normal({5, 6}), c = normal({6, 3}), e = normal({4, 1, 5});
+  check_backends("copy_ into a transposed view", {a, b}, {false, false},
+                 [](const auto& x) {
+                   auto out = zeros_like(x[1]);
+                   copy_(transpose(out, 0, 1), x[0]);
+                   auto view = transpose(out, 0, 1);
+                   add_(view, x[0]);
+                   return out;
+                 },
+                 kExact, kExact);
+  check_backends("cat of a view, a slice and a tensor along dim 1", {a, b, c}, {true, true, true},
+                 [](const auto& x) {
+                   using Parts = std::vector<std::decay_t<decltype(x[0])>>;
+                   return cat(Parts{x[0], narrow(transpose(x[1], 0, 1), 1, 1, 4), x[2]}, 1);
+                 }, kExact, kExact);
+  check_backends("stack along dim 2", {a, a}, {true, true},
+                 [](const auto& x) {
+                   using Parts = std::vector<std::decay_t<decltype(x[0])>>;
+                   return stack(Parts{x[0], x[1] * 2.0f}, 2);
+                 }, kExact, kElementwise);
+  check_backends("expand * slice, select, reshape of a permute", {e, a}, {true, true},
+                 [](const auto& x) {
+                   const auto expanded = expand(x[0], {4, 6, 5}) * unsqueeze(x[1], 0);
+                   return reshape(permute(expanded, {2, 0, 1}), {5, 24}) + unsqueeze(select(x[1], 1, 2), 0).sum();
+                 },
+                 kElementwise, kReduction);
+}
+
+TEST_CASE("harness: creation on the device matches the CPU exactly") {
+  SKIP_WITHOUT_DEVICE();
+  CHECK(compare(host(full<float, cuda>({3, 5}, 2.5f)), full<float>({3, 5}, 2.5f), kExact) == 0);
+  CHECK(compare(host(zeros<float, cuda>({7})), zeros<float>({7}), kExact) == 0);
+  CHECK(compare(host(ones<float, cuda>({2, 3, 4})), ones<float>({2, 3, 4}), kExact) == 0);
+  CHECK(compare(host(arange<float, cuda>(1.0f, 9.5f, 0.75f)), arange<float>(1.0f, 9.5f, 0.75f), kExact) == 0);
+  CHECK(compare(host(linspace<float, cuda>(-1.0f, 2.0f, 11)), linspace<float>(-1.0f, 2.0f, 11), kExact) == 0);
+  CHECK(compare(host(eye<float, cuda>(5)), eye<float>(5), kExact) == 0);
+  CHECK(compare(host(tensor<float, cuda>({{1, 2, 3}, {4, 5, 6}})), tensor<float>({{1, 2, 3}, {4, 5, 6}}), kExact) == 0);
+  Generator g1(5), g2(5);
+  CHECK(compare(host(randn<float, cuda>({33, 17}, g1)), randn<float>({33, 17}, g2), kExact) == 0);
+  CHECK(compare(host(rand<float, cuda>({101}, g1)), rand<float>({101}, g2), kExact) == 0);
+  CHECK(compare(host(bernoulli<float, cuda>({64}, 0.3, g1)), bernoulli<float>({64}, 0.3, g2), kExact) == 0);
+  const Tensor<float, cuda> x = to_device(tensor<float>({{1, 2, 3}, {4, 5, 6}}));
+  CHECK(x.at({1, 2}) == 6.0f);
+  CHECK(sum(x).item() == 21.0f);
+  CHECK(transpose(x, 0, 1).to_vector() == std::vector<float>{1, 4, 2, 5, 3, 6});
+  Tensor<float, cuda> y = to_device(normal({4, 4}));
+  fill_(y, 1.25f);
+  CHECK(compare(host(y), full<float>({4, 4}, 1.25f), kExact) == 0);
+}
+
+TEST_CASE("harness: reductions and softmax") {
+  SKIP_WITHOUT_DEVICE();
+  const TensorF a = normal({37, 53}), b = normal({5, 6, 7}), wide = normal({3, 5001}), tall = normal({4099, 3});
+  auto all = [](const auto& x) { return sum(x[0]); };
+  check_backends("sum (all)", {a}, {true}, all, kReduction, kReduction);
+  check_backends("sum (wide rows)", {wide}, {true}, [](const auto& x) { return sum(x[0], {1}); }, kReduction, kReduction);
+  check_backends("sum (tall columns)", {tall}, {true}, [](const auto& x) { return sum(x[0], {0}); }, kReduction, kReduction);
+  check_backends("sum dim 1, keepdim", {b}, {true}, [](const auto& x) { return sum(x[0], {1}, true); }, kReduction, kReduction);
+  check_backends("sum dims {0, 2} (not adjacent)", {b}, {true}, [](const auto& x) { return sum(x[0], {0, 2}); }, kReduction,
+                 kReduction);
+  check_backends("sum of a transposed view", {a}, {true}, [](const auto& x) { return sum(transpose(x[0], 0, 1), {1}); },
+                 kReduction, kReduction);
+  check_backends("mean", {b}, {true}, [](const auto& x) { return mean(x[0], {-1}); }, kReduction, kReduction);
+  check_backends("var", {b}, {true}, [](const auto& x) { return var(x[0], {0, 1}); }, kReduction, kReduction);
+  check_backends("norm", {a}, {true}, [](const auto& x) { return norm(x[0], {1}, true); }, kReduction, kReduction);
+  check_backends("max values", {b}, {true}, [](const auto& x) { return max(x[0], 1).values; }, kExact, kExact);
+  check_backends("min values (keepdim)", {b}, {true}, [](const auto& x) { return min(x[0], 2, true).values; }, kExact, kExact);
+  check_backends("max (all)", {a}, {true}, [](const auto& x) { return max(x[0]); }, kExact, kExact);
+  {
+    const Tensor<float, cuda> db = to_device(b);
+    CHECK(host(argmax(db, 1)).to_vector() == argmax(b, 1).to_vector());
+    CHECK(host(argmin(db, 0)).to_vector() == argmin(b, 0).to_vector());
+    CHECK(host(max(db, 2).indices).to_vector() == max(b, 2).indices.to_vector());
+  }
+  const TensorF s = normal({6, 37}), big = normal({3, 1000}) * 4.0f;
+  check_backends("softmax (last dim, scaled)", {s}, {true}, [](const auto& x) { return softmax(x[0], -1, 0.3f); }, kElementwise,
+                 kReduction);
+  check_backends("softmax (dim 0)", {s}, {true}, [](const auto& x) { return softmax(x[0], 0); }, kElementwise, kReduction);
+  check_backends("softmax (1000 wide)", {big}, {true}, [](const auto& x) { return softmax(x[0], 1); }, kElementwise, kReduction);
+  check_backends("log_softmax", {s}, {true}, [](const auto& x) { return log_softmax(x[0], 1, 2.0f); }, kReduction, kReduction);
+  check_backends("log_softmax of a transposed view", {s}, {true},
+                 [](const auto& x) { return log_softmax(transpose(x[0], 0, 1), 1); }, kReduction, kReduction);
+}
+
+TEST_CASE("harness: matmul, batched matmul, linear") {
+  SKIP_WITHOUT_DEVICE();
+  const TensorF a = normal({37, 53}), b = normal({53, 29}), at = normal({53, 37}), bt = normal({29, 53});
+  check_backends("matmul", {a, b}, {true, true}, [](const auto& x) { return matmul(x[0], x[1]); }, kReduction, kReduction);
+  check_backends("matmul of transposed views", {at, bt}, {true, true},
+                 [](const auto& x) { return matmul(transpose(x[0], 0, 1), transpose(x[1], 0, 1)); }, kReduction, kReduction);
+  check_backends("matmul of a stepped (copied) view", {normal({37, 106}), b}, {true, true},
+                 [](const auto& x) { return matmul(slice(x[0], 1, 0, 106, 2), x[1]); }, kReduction, kReduction);
+  check_backends("batched matmul with broadcast batch dims", {normal({4, 1, 9, 11}), normal({3, 11, 5})}, {true, true},
+                 [](const auto& x) { return matmul(x[0], x[1]); }, kReduction, kReduction);
+  check_backends("batched matmul, attention-like (q k^T)", {normal({2, 3, 10, 8}), normal({2, 3, 10, 8})}, {true, true},
+                 [](const auto& x) { return matmul(x[0], transpose(x[1], -1, -2)); }, kReduction, kReduction);
+  check_backends("(..., n, k) @ (k, m) folded", {normal({2, 3, 9, 11}), normal({11, 5})}, {true, true},
+                 [](const auto& x) { return matmul(x[0], x[1]); }, kReduction, kReduction);
+  check_backends("vector @ matrix", {normal({53}), b}, {true, true}, [](const auto& x) { return matmul(x[0], x[1]); }, kReduction,
+                 kReduction);
+  check_backends("matrix @ vector", {a, normal({53})}, {true, true}, [](const auto& x) { return matmul(x[0], x[1]); }, kReduction,
+                 kReduction);
+  check_backends("vector . vector", {normal({53}), normal({53})}, {true, true}, [](const auto& x) { return matmul(x[0], x[1]); },
+                 kReduction, kReduction);
+  const TensorF x3 = normal({2, 7, 19}), w = normal({13, 19}), bias = normal({13});
+  check_backends("linear with bias", {x3, w, bias}, {true, true, true},
+                 [](const auto& x) { return linear(x[0], x[1], x[2]); }, kReduction, kReduction);
+  check_backends("linear without bias", {x3, w}, {true, true}, [](const auto& x) { return linear(x[0], x[1]); }, kReduction,
+                 kReduction);
+  check_backends("matmul with an empty inner dim", {normal({3, 0}), normal({0, 4})}, {false, false},
+                 [](const auto& x) { return matmul(x[0], x[1]); }, kExact, kExact);
+}
+
+TEST_CASE("harness: gather, scatter_add, index_select") {
+  SKIP_WITHOUT_DEVICE();
+  Generator gen(11);
+  const TensorF x = normal({6, 9, 5});
+  const TensorI index = randint<std::int64_t>(0, 9, {6, 4, 5}, gen);  // duplicates along dim 1
+  check_backends("gather dim 1", {x}, {true},
+                 [&](const auto& in) { return gather(in[0], 1, on_index<device_of<decltype(in)>>(index)); }, kExact, kReduction);
+  const TensorF src = normal({6, 4, 5});
+  check_backends("scatter_add dim 1 (duplicate indices)", {x, src}, {true, true},
+                 [&](const auto& in) { return scatter_add(in[0], 1, on_index<device_of<decltype(in)>>(index), in[1]); }, kReduction,
+                 kExact);
+  const TensorI rows = tensor<std::int64_t>({4, 0, 4, 2, 5, 5, 1});
+  check_backends("index_select dim 0", {x}, {true},
+                 [&](const auto& in) { return index_select(in[0], 0, on_index<device_of<decltype(in)>>(rows)); }, kExact, kReduction);
+  check_backends("index_select dim 2 of a transposed view", {x}, {true},
+                 [&](const auto& in) {
+                   return index_select(transpose(in[0], 0, 2), 2, on_index<device_of<decltype(in)>>(rows));
+                 },
+                 kExact, kReduction);
+  CHECK_THROWS_AS(gather(to_device(x), 1, to_device(tensor<std::int64_t>({9}).expand({6, 1, 5}).contiguous())), ShapeError);
 }

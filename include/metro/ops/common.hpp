@@ -1,8 +1,16 @@
 #pragma once
-// What every op needs: creation of outputs, broadcasting geometry, and the two
-// autograd hooks, record() (called by an op's forward) and accumulate_grad()
-// (called by an op's backward).
+// What every op needs: creation of outputs, broadcasting geometry, host copies,
+// and the two autograd hooks, record() (called by an op's forward) and
+// accumulate_grad() (called by an op's backward).
+//
+// Functors, not lambdas: every function an op maps over elements
+// (Kernels<D>::map) is a named functor in metro::fn whose operator() is
+// METRO_HD, so the same code runs in Kernels<cpu>'s OpenMP loops (METRO_HD is
+// empty for g++: the same code as a lambda) and in Kernels<cuda>'s kernels.
+// Device code avoids `if constexpr` and structured bindings.
+#include <algorithm>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 #include "metro/autograd/tape.hpp"
@@ -10,6 +18,34 @@
 #include "metro/core/tensor.hpp"
 
 namespace metro {
+
+namespace fn {
+// () -> value
+template <class T>
+struct Fill {
+  T value;
+  METRO_HD T operator()() const { return value; }
+};
+}  // namespace fn
+
+namespace backend {
+// n elements from D's memory to host memory and back: plain copies on the CPU,
+// Kernels<D>::copy_to_host / copy_from_host elsewhere (host code only).
+template <class D, class T>
+void copy_to_host(T* host, const T* src, std::int64_t n) {
+  if constexpr (std::is_same_v<D, cpu>)
+    std::copy(src, src + n, host);
+  else
+    Kernels<D>::copy_to_host(host, src, n);
+}
+template <class D, class T>
+void copy_from_host(T* dst, const T* host, std::int64_t n) {
+  if constexpr (std::is_same_v<D, cpu>)
+    std::copy(host, host + n, dst);
+  else
+    Kernels<D>::copy_from_host(dst, host, n);
+}
+}  // namespace backend
 
 template <class T, class D = cpu>
 Tensor<T, D> empty(const Shape& shape) {
@@ -19,7 +55,7 @@ Tensor<T, D> empty(const Shape& shape) {
 template <class T, class D = cpu>
 Tensor<T, D> full(const Shape& shape, T value) {
   Tensor<T, D> t = Tensor<T, D>::empty(shape);
-  backend::Kernels<D>::template map<T, T, 0>(shape, t.data(), t.strides(), {}, {}, [value]() { return value; });
+  backend::Kernels<D>::template map<T, T, 0>(shape, t.data(), t.strides(), {}, {}, fn::Fill<T>{value});
   return t;
 }
 

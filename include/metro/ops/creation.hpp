@@ -1,9 +1,12 @@
 #pragma once
 // Creating tensors: ranges, identity, from host data, and random fills from a
 // metro::Generator (counter-based, so the values do not depend on threads).
+// On a device other than the CPU, values made on the host are copied over
+// (random numbers too, so they are the CPU's numbers).
 #include <cmath>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "metro/core/random.hpp"
@@ -23,7 +26,10 @@ Tensor<T, D> from_vector(const std::vector<T>& values, const Shape& shape) {
   if (static_cast<std::int64_t>(values.size()) != shape.numel())
     throw ShapeError("from_vector: " + std::to_string(values.size()) + " values for shape " + shape.str());
   Tensor<T, D> t = empty<T, D>(shape);
-  std::copy(values.begin(), values.end(), t.data());
+  if constexpr (std::is_same_v<D, cpu>)
+    std::copy(values.begin(), values.end(), t.data());
+  else
+    backend::copy_from_host<D>(t.data(), values.data(), shape.numel());
   return t;
 }
 
@@ -65,9 +71,13 @@ Tensor<T, D> linspace(T start, T end, std::int64_t steps) {
 
 template <class T, class D = cpu>
 Tensor<T, D> eye(std::int64_t n) {
-  Tensor<T, D> t = zeros<T, D>({n, n});
-  for (std::int64_t i = 0; i < n; ++i) t.data()[i * n + i] = T(1);
-  return t;
+  if constexpr (!std::is_same_v<D, cpu>) {
+    return from_vector<T, D>(eye<T, cpu>(n).to_vector(), Shape{n, n});
+  } else {
+    Tensor<T, D> t = zeros<T, D>({n, n});
+    for (std::int64_t i = 0; i < n; ++i) t.data()[i * n + i] = T(1);
+    return t;
+  }
 }
 
 namespace detail {
@@ -75,11 +85,16 @@ namespace detail {
 template <class T, class D, class Draw>
 Tensor<T, D> random_fill(const Shape& shape, Generator& gen, Draw draw) {
   Tensor<T, D> t = empty<T, D>(shape);
-  const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(shape.numel()));
-  T* data = t.data();
-  backend::parallel_for(shape.numel(), backend::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i) data[i] = draw(gen, first + static_cast<std::uint64_t>(i));
-  });
+  if constexpr (!std::is_same_v<D, cpu>) {  // drawn on the host: the same numbers as the CPU
+    const Tensor<T, cpu> host = random_fill<T, cpu>(shape, gen, draw);
+    backend::copy_from_host<D>(t.data(), host.data(), shape.numel());
+  } else {
+    const std::uint64_t first = gen.reserve(static_cast<std::uint64_t>(shape.numel()));
+    T* data = t.data();
+    backend::parallel_for(shape.numel(), backend::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) data[i] = draw(gen, first + static_cast<std::uint64_t>(i));
+    });
+  }
   return t;
 }
 }  // namespace detail

@@ -1,6 +1,8 @@
 #pragma once
 // Out-of-line definitions of Tensor's member shortcuts, element access and backward().
+// Element access reads host memory on the CPU and copies from the device elsewhere.
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "metro/ops/creation.hpp"
@@ -19,13 +21,25 @@ void Tensor<T, D>::backward() const {
 template <class T, class D>
 std::vector<T> Tensor<T, D>::to_vector() const {
   const Tensor c = metro::contiguous(detach());
-  return std::vector<T>(c.data(), c.data() + c.numel());
+  if constexpr (std::is_same_v<D, cpu>) {
+    return std::vector<T>(c.data(), c.data() + c.numel());
+  } else {
+    std::vector<T> values(static_cast<std::size_t>(c.numel()));
+    backend::copy_to_host<D>(values.data(), c.data(), c.numel());
+    return values;
+  }
 }
 
 template <class T, class D>
 T Tensor<T, D>::item() const {
   if (numel() != 1) throw ShapeError("item: tensor of shape " + shape().str() + " has " + std::to_string(numel()) + " elements");
-  return *data();
+  if constexpr (std::is_same_v<D, cpu>) {
+    return *data();
+  } else {
+    T value{};
+    backend::copy_to_host<D>(&value, data(), 1);
+    return value;
+  }
 }
 
 template <class T, class D>
@@ -38,7 +52,13 @@ T Tensor<T, D>::at(std::initializer_list<std::int64_t> index) const {
     if (i < 0 || i >= shape()[d]) throw ShapeError("at: index " + std::to_string(i) + " out of range for " + shape().str());
     offset += i * strides()[static_cast<std::size_t>(d++)];
   }
-  return data()[offset];
+  if constexpr (std::is_same_v<D, cpu>) {
+    return data()[offset];
+  } else {
+    T value{};
+    backend::copy_to_host<D>(&value, data() + offset, 1);
+    return value;
+  }
 }
 
 template <class T, class D> Tensor<T, D> Tensor<T, D>::contiguous() const { return metro::contiguous(*this); }
