@@ -8,11 +8,11 @@
 //                          vertex levels, backward, Adam step, batch 8
 //   small_train_b16        small(108, {431, 6890}, 128), the same training step, batch 16
 //
-// And where a demo-style training step goes (small at 64 px, one head, no dropout,
-// batch 8; tools/demo.sh itself now trains at 96 px), each part forward + backward on its own:
+// And where the demo's training step goes (small at 96 px, one head, no dropout,
+// batch 8, as tools/demo.sh trains), each part forward + backward on its own:
 //
 //   demo_train_b8          the whole step (as small_train_b16)
-//   demo_backbone_b8       the 3-stage ResNet, (8, 3, 64, 64) -> (8, 128, 4, 4)
+//   demo_backbone_b8       the 3-stage ResNet, (8, 3, 96, 96) -> (8, 128, 6, 6)
 //   demo_encoder_b8        the three encoder blocks over 122 tokens, (8, 122, 131) -> (8, 122, 3)
 //   demo_upsampling_b8     Linear(108 -> 431) and the fixed (6890, 431) matrix along the vertex axis
 //
@@ -68,7 +68,7 @@ std::shared_ptr<nn::Sequential<float>> encoder_blocks(const model::MetroConfig& 
 
 // The settings of tools/demo.sh.
 model::MetroConfig demo_config() {
-  model::MetroConfig config = model::small(108, {431, 6890}, 64);
+  model::MetroConfig config = model::small(108, {431, 6890}, 96);
   config.dropout = 0;
   for (auto& block : config.blocks) block.heads = 1;
   return config;

@@ -45,13 +45,15 @@ int run(int argc, char** argv) {
   flags.add("eval-samples", o.eval_samples, 256, "held-out samples per evaluation (0: all)", {0, {}});
   flags.add("checkpoint-every", o.checkpoint_every, 500, "save a checkpoint every this many steps (0: only at the end)", {0, {}});
   flags.add("heads", o.heads, 0, "attention heads per layer (0: the preset's; must divide each block's width)", {0, 64});
+  flags.add("augment", o.augment, "full", "data augmentation: full (flip, rotation, scale, color), flip (mirroring only) or none");
   bool no_augment = false;
-  flags.add_switch("no-augment", no_augment, "train on plain crops (no flip, rotation, scale, color)");
+  flags.add_switch("no-augment", no_augment, "the same as --augment none");
   flags.add("resume", o.resume, "", "continue from this checkpoint (weights, optimizer, step, mask generator)");
   if (!flags.parse(argc, argv)) return 0;
   if (o.data.empty()) throw metro::UsageError("--data: a training dataset folder is required");
   o.seed = static_cast<std::uint64_t>(seed);
-  o.augment = !no_augment;
+  if (no_augment) o.augment = "none";
+  metro::data::augment_mode(o.augment);  // an unknown mode is a usage error before any work
   omp_set_num_threads(threads);
   metro::train::Trainer trainer(o);
   return trainer.run();

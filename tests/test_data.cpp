@@ -279,6 +279,28 @@ TEST_CASE("annotations: round trip and truncation at every record boundary") {
   }
 }
 
+TEST_CASE("augment modes: flip mirrors about half the samples and changes nothing else; none changes nothing") {
+  Generator rng(5);
+  int flips = 0;
+  for (int i = 0; i < 400; ++i) {
+    const data::AugmentParams p = data::sample_augment_params(rng, data::augment_mode("flip"));
+    flips += p.flip;
+    CHECK(p.rotation_degrees == 0);
+    CHECK(p.scale == 1);
+    CHECK(p.color_scale == std::array<float, 3>{1, 1, 1});
+    CHECK_FALSE(p.occluder);
+  }
+  CHECK(flips > 160);
+  CHECK(flips < 240);
+  const data::AugmentParams none = data::sample_augment_params(rng, data::augment_mode("none"));
+  CHECK_FALSE(none.flip);
+  CHECK(none.scale == 1);
+  int rotated = 0;
+  for (int i = 0; i < 100; ++i) rotated += data::sample_augment_params(rng, data::augment_mode("full")).rotation_degrees != 0;
+  CHECK(rotated > 20);
+  CHECK_THROWS_AS(data::augment_mode("rotate"), UsageError);
+}
+
 TEST_CASE("augment: flipping twice is the identity; a flip mirrors and swaps") {
   Generator rng(11);
   data::SampleAnnotation labels = tiny_annotation(0, rng);

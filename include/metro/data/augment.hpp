@@ -11,6 +11,7 @@
 #include <cmath>
 #include <numbers>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "metro/core/random.hpp"
@@ -30,6 +31,22 @@ struct AugmentOptions {
   float color_scale_min = 0.6f, color_scale_max = 1.4f;
   float occluder_probability = 0.0f;  // chance of one random box over the input image
 };
+
+// Named settings for training: "full" (all of the above, the official set),
+// "flip" (mirroring only: twice the distinct samples, each still a plain render)
+// or "none" (plain crops).
+inline AugmentOptions augment_mode(const std::string& name) {
+  AugmentOptions options;
+  if (name == "none") {
+    options.enabled = false;
+  } else if (name == "flip") {
+    options.rotation_zero_probability = 1, options.scale_std = 0;
+    options.color_scale_min = options.color_scale_max = 1;
+  } else if (name != "full") {
+    throw UsageError("augmentation mode '" + name + "': expected full, flip or none");
+  }
+  return options;
+}
 
 // The random choices for one sample.
 struct AugmentParams {

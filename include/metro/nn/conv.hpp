@@ -42,6 +42,8 @@ void im2col(const T* planes, std::int64_t sample_stride, std::int64_t samples, s
   backend::parallel_for(channels * kh * kw, 1, [&](std::int64_t first, std::int64_t last) {
     for (std::int64_t row = first; row < last; ++row) {
       const std::int64_t c = row / (kh * kw), i = row / kw % kh, j = row % kw;
+      const std::int64_t offset = j * w.dilation[1] - w.padding[1], sw = w.stride[1];
+      const ValidRange cols = valid_range(offset, sw, width, out_w);
       for (std::int64_t n = 0; n < samples; ++n) {
         const T* plane = planes + n * sample_stride + c * height * width;
         T* dst = col + row * columns + n * out_h * out_w;
@@ -51,11 +53,12 @@ void im2col(const T* planes, std::int64_t sample_stride, std::int64_t samples, s
             std::fill(dst, dst + out_w, T(0));
             continue;
           }
-          const std::int64_t offset = j * w.dilation[1] - w.padding[1], sw = w.stride[1];
-          const ValidRange cols = valid_range(offset, sw, width, out_w);
           const T* src = plane + ih * width;
           std::fill(dst, dst + cols.first, T(0));
-          for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow] = src[ow * sw + offset];
+          if (sw == 1)  // the common case: one contiguous run of the input row
+            std::copy(src + cols.first + offset, src + cols.last + offset, dst + cols.first);
+          else
+            for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow] = src[ow * sw + offset];
           std::fill(dst + cols.last, dst + out_w, T(0));
         }
       }
@@ -73,16 +76,19 @@ void col2im(const T* col, std::int64_t sample_stride, std::int64_t samples, std:
     for (std::int64_t c = first; c < last; ++c)
       for (std::int64_t r = 0; r < kh * kw; ++r) {
         const std::int64_t i = r / kw, j = r % kw, row = c * kh * kw + r;
+        const std::int64_t offset = j * w.dilation[1] - w.padding[1], sw = w.stride[1];
+        const ValidRange cols = valid_range(offset, sw, width, out_w);
         for (std::int64_t n = 0; n < samples; ++n) {
           T* plane = planes + n * sample_stride + c * height * width;
           const T* src = col + row * columns + n * out_h * out_w;
           for (std::int64_t oh = 0; oh < out_h; ++oh, src += out_w) {
             const std::int64_t ih = oh * w.stride[0] - w.padding[0] + i * w.dilation[0];
             if (ih < 0 || ih >= height) continue;
-            const std::int64_t offset = j * w.dilation[1] - w.padding[1], sw = w.stride[1];
-            const ValidRange cols = valid_range(offset, sw, width, out_w);
             T* dst = plane + ih * width;
-            for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow * sw + offset] += src[ow];
+            if (sw == 1)  // contiguous: vectorizes
+              for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow + offset] += src[ow];
+            else
+              for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow * sw + offset] += src[ow];
           }
         }
       }

@@ -33,7 +33,7 @@ struct TrainOptions {
   std::int64_t eval_every = 0, checkpoint_every = 500, eval_samples = 256;
   std::uint64_t seed = 0;
   int heads = 0;            // attention heads of every block (0: the preset's)
-  bool augment = true;      // false: plain crops (e.g. to overfit a few samples)
+  std::string augment = "full";  // data::augment_mode: full, flip or none (plain crops)
 };
 
 // Set by the signal handler, read by the loop (which saves and stops).
@@ -125,7 +125,7 @@ class Trainer {
     CsvLog log(o_.out + "/log.csv", {"step", "lr", "loss", "joints_3d", "regressed_joints_3d", "vertices", "joints_2d",
                                      "regressed_joints_2d", "grad_norm", "images_per_s", "data_s", "forward_s", "backward_s", "update_s"});
     data::LoaderOptions options = loader_options(o_.batch_size, static_cast<int>(net_->config().image_size), o_.seed, true, o_.workers);
-    options.augment.enabled = o_.augment;
+    options.augment = data::augment_mode(o_.augment);
     data::DataLoader loader(train_set_, options);
     const auto per_epoch = static_cast<std::int64_t>(loader.batches_per_epoch());
     if (per_epoch == 0) throw ValueError("the training set (" + std::to_string(train_set_.size()) + " samples) is smaller than one batch");
