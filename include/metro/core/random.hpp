@@ -2,6 +2,7 @@
 // Counter-based random numbers: the i-th number of a stream depends only on
 // (seed, i), never on which thread asks for it. So a tensor filled in parallel,
 // on any thread count or (later) on a GPU, gets the same values for the same seed.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
@@ -51,6 +52,14 @@ class Generator {
   template <class T = double>
   T uniform_at(std::uint64_t index) const noexcept {
     return bits_to_unit<T>(random_bits(seed_, index));
+  }
+  // uniform_at<double>(index) < p, decided in integers (the same answer; a loop of
+  // these vectorizes): the top 53 bits of the position's bits below ceil(p * 2^53).
+  static std::uint64_t below_threshold(double p) noexcept {
+    return static_cast<std::uint64_t>(std::ceil(std::clamp(p, 0.0, 1.0) * 0x1p53));
+  }
+  bool uniform_below_at(std::uint64_t index, std::uint64_t threshold) const noexcept {
+    return (random_bits(seed_, index) >> 11) < threshold;
   }
 
   // Standard normal from one position (Box-Muller on two derived bit streams).

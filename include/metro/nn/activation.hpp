@@ -39,11 +39,11 @@ namespace detail {
 template <class T>
 void apply_dropout_mask(const T* in, T* out, std::int64_t n, std::uint64_t seed, std::uint64_t first, double p) {
   const Generator masks(seed);
-  const double keep = 1 - p;
+  const std::uint64_t keep = Generator::below_threshold(1 - p);
   const T scale = static_cast<T>(1 / (1 - p));
   backend::parallel_for(n, backend::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i)
-      out[i] = masks.uniform_at<double>(first + static_cast<std::uint64_t>(i)) < keep ? in[i] * scale : T(0);
+      out[i] = masks.uniform_below_at(first + static_cast<std::uint64_t>(i), keep) ? in[i] * scale : T(0);
   });
 }
 }  // namespace detail
