@@ -87,13 +87,13 @@ TEST_SUITE("creation") {
   TEST_CASE("uniform_below_at decides exactly as uniform_at<double> < p") {
     const Generator g(7);
     for (double p : {0.0, 1e-17, 0.1, 0.3, 0.5, 0.9, 1 - 1e-16, 1.0, 0x1p-53, 3 * 0x1p-53}) {
-      const std::uint64_t threshold = Generator::below_threshold(p);
+      const std::uint64_t threshold = unit_threshold(p);
       for (std::uint64_t i = 0; i < 20000; ++i) REQUIRE(g.uniform_below_at(i, threshold) == (g.uniform_at<double>(i) < p));
     }
     // At the boundary itself: a position whose value is exactly p is not below p.
     const double at = g.uniform_at<double>(5);
-    CHECK_FALSE(g.uniform_below_at(5, Generator::below_threshold(at)));
-    CHECK(g.uniform_below_at(5, Generator::below_threshold(std::nextafter(at, 1.0))));
+    CHECK_FALSE(g.uniform_below_at(5, unit_threshold(at)));
+    CHECK(g.uniform_below_at(5, unit_threshold(std::nextafter(at, 1.0))));
   }
 
   TEST_CASE("creation errors name the op") {

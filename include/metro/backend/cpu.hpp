@@ -274,6 +274,46 @@ struct Kernels<cpu> {
     }
   }
 
+  // ---- index loops for the layers (nn/) ----
+
+  // f(i) for every i in [0, count), in OpenMP pieces of at least `grain`
+  // indices. f is a METRO_HD functor (a layer's per-row, per-channel or
+  // per-plane body, next to its op in nn/), so Kernels<cuda>::for_each runs the
+  // same body, one GPU thread per index.
+  template <class F>
+  static void for_each(std::int64_t count, std::int64_t grain, F f) {
+    parallel_for(count, grain, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t i = first; i < last; ++i) f(i);
+    });
+  }
+  // The same with the loop within a piece vectorized (`omp simd`): for
+  // elementwise bodies such as the optimizers' updates.
+  template <class F>
+  static void for_each_simd(std::int64_t count, std::int64_t grain, F f) {
+    parallel_for(count, grain, [&](std::int64_t first, std::int64_t last) {
+#pragma omp simd
+      for (std::int64_t i = first; i < last; ++i) f(i);
+    });
+  }
+
+  // Sum of x^2 over n contiguous values, in double: fixed blocks summed in
+  // parallel, then in order, so the result does not depend on the thread count.
+  // A NaN or infinity among the values makes it non-finite.
+  template <class T>
+  static double sum_of_squares(const T* x, std::int64_t n) {
+    std::vector<double> partial(static_cast<std::size_t>((n + kSquaresBlock - 1) / kSquaresBlock));
+    parallel_for(static_cast<std::int64_t>(partial.size()), 8, [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t b = first; b < last; ++b) {
+        const std::int64_t begin = b * kSquaresBlock, count = std::min(kSquaresBlock, n - begin);
+        partial[static_cast<std::size_t>(b)] = ConstRow<T>(x + begin, count).template cast<double>().square().sum();
+      }
+    });
+    double total = 0;
+    for (double p : partial) total += p;
+    return total;
+  }
+  static constexpr std::int64_t kSquaresBlock = 16384;
+
   // Along `dim` of contiguous tensors viewed as (outer, size, inner):
   // gather:      out[o, j, i] = src[o, index[o, j, i], i]           (index has out's shape)
   // scatter_add: dst[o, index[o, j, i], i] += src[o, j, i]          (index has src's shape)

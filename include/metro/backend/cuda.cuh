@@ -12,10 +12,13 @@
 // legacy default stream, so all work is ordered and a block freed to the
 // cache may be handed out again at once.
 //
-// Not yet on the GPU: the layers in metro/nn (conv, norms, pooling, dropout,
-// optimizers) and random numbers (drawn on the host and copied). Index checks
-// (gather, scatter_add) copy the index to the host. These kernels have been
-// compiled with nvcc but not yet run on a GPU.
+// The layers in metro/nn (conv im2col / col2im, norms, pooling, dropout,
+// optimizers) run their per-row / per-channel / per-plane METRO_HD bodies
+// through for_each, one GPU thread per index (correct, not yet tuned). Random
+// numbers are drawn on the host and copied, except dropout masks, which each
+// thread evaluates from the same counter-based (seed, index) as the CPU.
+// Index checks (gather, scatter_add) copy the index to the host. These kernels
+// have been compiled with nvcc but not yet run on a GPU.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -374,6 +377,28 @@ __global__ void scatter_add_kernel(T* dst, const std::int64_t* index, const T* s
     atomicAdd(dst + (t / (index_size * inner) * dst_size + index[t]) * inner + t % inner, src[t]);
 }
 
+// f(i) for i < count, grid-stride: the layers' per-index bodies (Kernels<cuda>::for_each).
+template <class F>
+__global__ void for_each_kernel(std::int64_t count, F f) {
+  const std::int64_t step = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += step) f(i);
+}
+
+// partial[b] = sum of x^2 (in double) over block b of `block` values: one thread block per value block.
+template <class T>
+__global__ void sum_of_squares_kernel(const T* x, std::int64_t n, std::int64_t block, double* partial, std::int64_t blocks) {
+  __shared__ double shared[kThreads];
+  for (std::int64_t b = blockIdx.x; b < blocks; b += gridDim.x) {
+    const std::int64_t begin = b * block, end = begin + block < n ? begin + block : n;
+    double acc = 0;
+    for (std::int64_t i = begin + threadIdx.x; i < end; i += kThreads) acc += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    shared[threadIdx.x] = acc;
+    block_sum(shared);
+    if (threadIdx.x == 0) partial[b] = shared[0];
+    __syncthreads();
+  }
+}
+
 inline int blas_int(std::int64_t v, const char* what) {
   if (v < 0 || v > INT_MAX) throw ValueError(std::string("cuda gemm: ") + what + " " + std::to_string(v) + " does not fit cuBLAS's int");
   return static_cast<int>(v);
@@ -549,6 +574,40 @@ struct Kernels<cuda> {
     if (n == 0) return;
     detail::scatter_add_kernel<<<detail::grid_for(n), detail::kThreads>>>(dst, index, src, outer, dst_size, index_size, inner);
     METRO_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // ---- index loops for the layers (nn/) ----
+
+  // f(i) for every i in [0, count), one thread per index (grid-stride); f is the
+  // METRO_HD functor Kernels<cpu>::for_each runs in its OpenMP loops. `grain`
+  // is the CPU's piece size and is not used here.
+  template <class F>
+  static void for_each(std::int64_t count, std::int64_t /*grain*/, F f) {
+    if (count <= 0) return;
+    detail::for_each_kernel<<<detail::grid_for(count), detail::kThreads>>>(count, f);
+    METRO_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class F>
+  static void for_each_simd(std::int64_t count, std::int64_t grain, F f) {
+    for_each(count, grain, f);
+  }
+
+  // Sum of x^2 over n contiguous device values, in double: the CPU's blocks of
+  // Kernels<cpu>::kSquaresBlock values (each a fixed tree here), combined on the host in order.
+  template <class T>
+  static double sum_of_squares(const T* x, std::int64_t n) {
+    if (n <= 0) return 0;
+    constexpr std::int64_t block = Kernels<cpu>::kSquaresBlock;
+    const std::int64_t blocks = (n + block - 1) / block;
+    Tensor<double, cuda> partial = Tensor<double, cuda>::empty({blocks});
+    detail::sum_of_squares_kernel<<<static_cast<unsigned>(std::min(blocks, detail::kMaxBlocks)), detail::kThreads>>>(
+        x, n, block, partial.data(), blocks);
+    METRO_CUDA_CHECK(cudaGetLastError());
+    std::vector<double> host(static_cast<std::size_t>(blocks));
+    copy_to_host(host.data(), partial.data(), blocks);
+    double total = 0;
+    for (double p : host) total += p;
+    return total;
   }
 
   // ---- host <-> device (synchronous; used by to_vector, item, from_vector, random fills) ----

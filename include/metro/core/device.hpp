@@ -8,6 +8,15 @@
 #define METRO_HD
 #endif
 
+// METRO_SIMD(clauses): `#pragma omp simd clauses` on the host, nothing in device
+// code, for the loops inside METRO_HD functors (nn layers' per-row bodies).
+#if defined(__CUDA_ARCH__)
+#define METRO_SIMD(...)
+#else
+#define METRO_PRAGMA_(x) _Pragma(#x)
+#define METRO_SIMD(...) METRO_PRAGMA_(omp simd __VA_ARGS__)
+#endif
+
 namespace metro {
 
 struct cpu {

@@ -7,17 +7,19 @@
 #include <cstdint>
 #include <numbers>
 
+#include "metro/core/device.hpp"
+
 namespace metro {
 
 // SplitMix64 finalizer (Steele, Lea, Flood 2014): a bijective 64-bit mixer.
-constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
+METRO_HD constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
 
 // 64 random bits for position `index` of the stream `seed`.
-constexpr std::uint64_t random_bits(std::uint64_t seed, std::uint64_t index) noexcept {
+METRO_HD constexpr std::uint64_t random_bits(std::uint64_t seed, std::uint64_t index) noexcept {
   return mix64(mix64(seed) + (index + 1) * 0x9E3779B97F4A7C15ull);
 }
 
@@ -30,6 +32,14 @@ constexpr T bits_to_unit(std::uint64_t bits) noexcept {
     return static_cast<T>(bits >> 11) * static_cast<T>(1.0 / 9007199254740992.0);
   }
 }
+
+// uniform_at<double>(index) < p decided in integers, with the same answer: the top
+// 53 of the position's random_bits below ceil(p * 2^53). A loop of these vectorizes
+// and runs in device code (the dropout masks on a GPU, the same as on the CPU).
+inline std::uint64_t unit_threshold(double p) noexcept {
+  return static_cast<std::uint64_t>(std::ceil(std::clamp(p, 0.0, 1.0) * 0x1p53));
+}
+METRO_HD constexpr bool bits_below(std::uint64_t bits, std::uint64_t threshold) noexcept { return (bits >> 11) < threshold; }
 
 // A seeded stream with a position. Draws advance the position; the same seed and
 // the same sequence of draws give the same numbers everywhere.
@@ -53,13 +63,9 @@ class Generator {
   T uniform_at(std::uint64_t index) const noexcept {
     return bits_to_unit<T>(random_bits(seed_, index));
   }
-  // uniform_at<double>(index) < p, decided in integers (the same answer; a loop of
-  // these vectorizes): the top 53 bits of the position's bits below ceil(p * 2^53).
-  static std::uint64_t below_threshold(double p) noexcept {
-    return static_cast<std::uint64_t>(std::ceil(std::clamp(p, 0.0, 1.0) * 0x1p53));
-  }
+  // uniform_at<double>(index) < p, for threshold = unit_threshold(p).
   bool uniform_below_at(std::uint64_t index, std::uint64_t threshold) const noexcept {
-    return (random_bits(seed_, index) >> 11) < threshold;
+    return bits_below(random_bits(seed_, index), threshold);
   }
 
   // Standard normal from one position (Box-Muller on two derived bit streams).

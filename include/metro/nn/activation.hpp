@@ -1,5 +1,6 @@
 #pragma once
 // Parameter-free layers: ReLU, GELU (erf form, as BERT/METRO), Softmax and Dropout.
+#include <cstdint>
 #include <string>
 
 #include "metro/nn/module.hpp"
@@ -33,18 +34,31 @@ class Softmax : public Layer<T, D> {
 // Element i is kept when uniform_at(first + i) < 1 - p, `first` being the
 // generator offset the call reserves (the masks bernoulli(shape, 1 - p) would
 // draw). The mask is never stored: the backward regenerates it from the seed and
-// that offset, so the tape holds neither the mask nor x.
+// that offset, so the tape holds neither the mask nor x. The numbers are
+// counter-based (core/random.hpp), so Kernels<cuda> evaluates the same mask on
+// the device, thread by thread, that the CPU evaluates: no mask is drawn on the
+// host and copied.
+namespace fn {
+// out[i] = in[i] * scale where uniform_at(first + i) of the stream `seed` is below
+// the keep probability (`keep` = unit_threshold(1 - p)), else 0 (in integers: vectorizes).
+template <class T>
+struct DropoutMask {
+  const T* in;
+  T* out;
+  std::uint64_t seed, first, keep;
+  T scale;
+  METRO_HD void operator()(std::int64_t i) const {
+    out[i] = bits_below(random_bits(seed, first + static_cast<std::uint64_t>(i)), keep) ? in[i] * scale : T(0);
+  }
+};
+}  // namespace fn
+
 namespace detail {
 // out[i] = in[i] / (1 - p) where uniform_at(first + i) of a generator seeded `seed` is < 1 - p, else 0.
-template <class T>
+template <class T, class D>
 void apply_dropout_mask(const T* in, T* out, std::int64_t n, std::uint64_t seed, std::uint64_t first, double p) {
-  const Generator masks(seed);
-  const std::uint64_t keep = Generator::below_threshold(1 - p);
-  const T scale = static_cast<T>(1 / (1 - p));
-  backend::parallel_for(n, backend::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i)
-      out[i] = masks.uniform_below_at(first + static_cast<std::uint64_t>(i), keep) ? in[i] * scale : T(0);
-  });
+  backend::Kernels<D>::for_each_simd(n, backend::kParallelGrain,
+                                     fn::DropoutMask<T>{in, out, seed, first, unit_threshold(1 - p), static_cast<T>(1 / (1 - p))});
 }
 }  // namespace detail
 
@@ -56,12 +70,12 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
   const std::int64_t n = x.numel();
   const std::uint64_t seed = gen.seed(), first = gen.reserve(static_cast<std::uint64_t>(n));
   Tensor<T, D> y = empty<T, D>(x.shape());
-  detail::apply_dropout_mask(input.data(), y.data(), n, seed, first, p);
+  detail::apply_dropout_mask<T, D>(input.data(), y.data(), n, seed, first, p);
   if (autograd::needs_grad(x))
     autograd::record(y, [x = autograd::grad_target(x), n, seed, first, p](const Tensor<T, D>& g) {
       const Tensor<T, D> gy = contiguous(g);
       Tensor<T, D> gx = empty<T, D>(x.shape);
-      detail::apply_dropout_mask(gy.data(), gx.data(), n, seed, first, p);
+      detail::apply_dropout_mask<T, D>(gy.data(), gx.data(), n, seed, first, p);
       autograd::accumulate_grad(x, gx);
     });
   return y;

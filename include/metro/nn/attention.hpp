@@ -42,7 +42,7 @@ Tensor<T, D> dropout_matmul(const Tensor<T, D>& probs, const Tensor<T, D>& v, Dr
   const std::uint64_t first = drop.generator().reserve(static_cast<std::uint64_t>(p.numel()));
   const auto dropped = [p, seed, first, rate = drop.p()] {
     Tensor<T, D> out = empty<T, D>(p.shape());
-    detail::apply_dropout_mask(p.data(), out.data(), p.numel(), seed, first, rate);
+    detail::apply_dropout_mask<T, D>(p.data(), out.data(), p.numel(), seed, first, rate);
     return out;
   };
   Tensor<T, D> y = metro::detail::matmul_forward(dropped(), v.detach());
@@ -51,7 +51,7 @@ Tensor<T, D> dropout_matmul(const Tensor<T, D>& probs, const Tensor<T, D>& v, Dr
       if (v.requires_grad()) autograd::accumulate_grad(v, metro::detail::matmul_forward(transpose(dropped(), -1, -2), g));
       if (tp.requires_grad()) {
         Tensor<T, D> g_dropped = contiguous(metro::detail::matmul_forward(g, transpose(v.detach(), -1, -2)));
-        detail::apply_dropout_mask(g_dropped.data(), g_dropped.data(), g_dropped.numel(), seed, first, rate);
+        detail::apply_dropout_mask<T, D>(g_dropped.data(), g_dropped.data(), g_dropped.numel(), seed, first, rate);
         autograd::accumulate_grad(tp, g_dropped);
       }
     });

@@ -61,24 +61,24 @@ inline TensorD gradient_or_zeros(const TensorD& t) { return t.grad().defined() ?
 
 }  // namespace detail
 
-// `forward(x)` runs `module` on x (a lambda, so any module signature fits);
+// `forward(x)` runs `net` on x (a lambda, so any module signature fits);
 // `input` must be contiguous. Parameters must be contiguous too.
 template <class Forward>
-CheckLayerResult check_layer(Module<double>& module, Forward forward, const TensorD& input, const CheckLayerOptions& o = {}) {
+CheckLayerResult check_layer(Module<double>& net, Forward forward, const TensorD& input, const CheckLayerOptions& o = {}) {
   CheckLayerResult result;
   std::ostringstream report;
-  const bool was_training = module.is_training();
+  const bool was_training = net.is_training();
   Module<double>::StateDict saved;
-  for (const auto& [name, t] : module.named_buffers()) saved.emplace(name, clone(t.detach()));
-  const auto params = module.named_parameters();
+  for (const auto& [name, t] : net.named_buffers()) saved.emplace(name, clone(t.detach()));
+  const auto params = net.named_parameters();
 
-  module.train(o.check_in_training);
+  net.train(o.check_in_training);
   const TensorD x = clone(input.detach()).requires_grad_();
   Generator gen(0x5eed);
   const TensorD weight = randn<double>(forward(x).shape(), gen);
   const auto loss = [&] { return sum(forward(x) * weight); };
   clear_tape();
-  module.zero_grad();
+  net.zero_grad();
   loss().backward();
   const TensorD input_grad = detail::gradient_or_zeros(x);
   std::vector<TensorD> param_grads;
@@ -104,18 +104,18 @@ CheckLayerResult check_layer(Module<double>& module, Forward forward, const Tens
   // 3. Train vs eval.
   {
     NoGradGuard no_grad;
-    module.train(true);
+    net.train(true);
     const TensorD train_out = forward(x.detach());
-    module.eval();
+    net.eval();
     const TensorD eval_out = forward(x.detach());
     result.train_eval_differ = max(abs(train_out - eval_out)).item() > 0;
   }
   if (result.train_eval_differ != o.expect_train_eval_differ)
     result.passed = false, report << "train and eval outputs " << (result.train_eval_differ ? "differ" : "agree") << ", expected otherwise\n";
 
-  module.load_state_dict(saved, false);
-  module.train(was_training);
-  module.zero_grad();
+  net.load_state_dict(saved, false);
+  net.train(was_training);
+  net.zero_grad();
   clear_tape();
   result.report = report.str();
   return result;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <type_traits>
 
 #include "metro/nn/init.hpp"
 #include "metro/nn/module.hpp"
@@ -26,96 +27,172 @@ namespace detail {
 struct ValidRange {
   std::int64_t first, last;
 };
-inline ValidRange valid_range(std::int64_t offset, std::int64_t stride, std::int64_t width, std::int64_t out_w) {
-  const std::int64_t first = std::min(out_w, offset >= 0 ? 0 : (-offset + stride - 1) / stride);
-  const std::int64_t last = width - 1 - offset < 0 ? 0 : std::min(out_w, (width - 1 - offset) / stride + 1);
-  return {first, std::max(first, last)};
+METRO_HD inline ValidRange valid_range(std::int64_t offset, std::int64_t stride, std::int64_t width, std::int64_t out_w) {
+  const std::int64_t first0 = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  const std::int64_t first = first0 < out_w ? first0 : out_w;
+  const std::int64_t reach = (width - 1 - offset) / stride + 1;
+  const std::int64_t last = width - 1 - offset < 0 ? 0 : (reach < out_w ? reach : out_w);
+  return {first, last > first ? last : first};
 }
 
-// col (Cg * kh * kw, chunk * Ho * Wo): row (c, i, j), column (n, oh, ow) holds
-// x[n, c, oh * sh - ph + i * dh, ow * sw - pw + j * dw], 0 outside the image.
-// `planes` points at channel 0 of the group for sample 0; `sample_stride` between samples.
+// The geometry of one im2col / col2im call: `samples` images of `channels`
+// planes (height x width), `sample_stride` apart, and the window.
+struct ColumnGeometry {
+  std::int64_t sample_stride, samples, channels, height, width, out_h, out_w;
+  std::int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+};
+inline ColumnGeometry column_geometry(std::int64_t sample_stride, std::int64_t samples, std::int64_t channels, std::int64_t height,
+                                      std::int64_t width, const Window2d& w, std::int64_t out_h, std::int64_t out_w) {
+  return {sample_stride, samples,     channels,    height,      width,       out_h,       out_w,      w.kernel[0],
+          w.kernel[1],   w.stride[0], w.stride[1], w.padding[0], w.padding[1], w.dilation[0], w.dilation[1]};
+}
+
+}  // namespace detail
+
+namespace fn {
+// im2col of one (col row, sample): col (Cg * kh * kw, samples * Ho * Wo), row
+// (c, i, j), column (n, oh, ow) holds x[n, c, oh * sh - ph + i * dh, ow * sw - pw + j * dw],
+// 0 outside the image. `planes` points at channel 0 of the group for sample 0.
 template <class T>
-void im2col(const T* planes, std::int64_t sample_stride, std::int64_t samples, std::int64_t channels, std::int64_t height,
-            std::int64_t width, const Window2d& w, std::int64_t out_h, std::int64_t out_w, T* col) {
-  const std::int64_t kh = w.kernel[0], kw = w.kernel[1], columns = samples * out_h * out_w;
-  backend::parallel_for(channels * kh * kw, 1, [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t row = first; row < last; ++row) {
-      const std::int64_t c = row / (kh * kw), i = row / kw % kh, j = row % kw;
-      const std::int64_t offset = j * w.dilation[1] - w.padding[1], sw = w.stride[1];
-      const ValidRange cols = valid_range(offset, sw, width, out_w);
-      for (std::int64_t n = 0; n < samples; ++n) {
-        const T* plane = planes + n * sample_stride + c * height * width;
-        T* dst = col + row * columns + n * out_h * out_w;
-        for (std::int64_t oh = 0; oh < out_h; ++oh, dst += out_w) {
-          const std::int64_t ih = oh * w.stride[0] - w.padding[0] + i * w.dilation[0];
-          if (ih < 0 || ih >= height) {
-            std::fill(dst, dst + out_w, T(0));
-            continue;
-          }
-          const T* src = plane + ih * width;
-          std::fill(dst, dst + cols.first, T(0));
-          if (sw == 1)  // the common case: one contiguous run of the input row
-            std::copy(src + cols.first + offset, src + cols.last + offset, dst + cols.first);
+struct Im2colRow {
+  const T* planes;
+  T* col;
+  detail::ColumnGeometry g;
+  METRO_HD void operator()(std::int64_t index) const {
+    const std::int64_t row = index / g.samples, n = index % g.samples;
+    const std::int64_t c = row / (g.kh * g.kw), i = row / g.kw % g.kh, j = row % g.kw;
+    const T* plane = planes + n * g.sample_stride + c * g.height * g.width;
+    T* dst = col + row * (g.samples * g.out_h * g.out_w) + n * g.out_h * g.out_w;
+    const std::int64_t offset = j * g.dw - g.pw;
+    const detail::ValidRange cols = detail::valid_range(offset, g.sw, g.width, g.out_w);
+    for (std::int64_t oh = 0; oh < g.out_h; ++oh, dst += g.out_w) {
+      const std::int64_t ih = oh * g.sh - g.ph + i * g.dh;
+      if (ih < 0 || ih >= g.height) {
+        for (std::int64_t ow = 0; ow < g.out_w; ++ow) dst[ow] = T(0);
+        continue;
+      }
+      const T* src = plane + ih * g.width;
+      for (std::int64_t ow = 0; ow < cols.first; ++ow) dst[ow] = T(0);
+      if (g.sw == 1)  // the common case: a contiguous run of the input row (vectorizes)
+        for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow] = src[ow + offset];
+      else
+        for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow] = src[ow * g.sw + offset];
+      for (std::int64_t ow = cols.last; ow < g.out_w; ++ow) dst[ow] = T(0);
+    }
+  }
+};
+
+// The adjoint of im2col for one channel (the CPU's unit: each channel owns its
+// kh * kw rows): adds each col entry into the input position it was read from,
+// kernel offsets in order.
+template <class T>
+struct Col2imChannel {
+  const T* col;
+  T* planes;
+  detail::ColumnGeometry g;
+  METRO_HD void operator()(std::int64_t c) const {
+    const std::int64_t columns = g.samples * g.out_h * g.out_w;
+    for (std::int64_t r = 0; r < g.kh * g.kw; ++r) {
+      const std::int64_t i = r / g.kw, j = r % g.kw, row = c * g.kh * g.kw + r;
+      const std::int64_t offset = j * g.dw - g.pw;
+      const detail::ValidRange cols = detail::valid_range(offset, g.sw, g.width, g.out_w);
+      for (std::int64_t n = 0; n < g.samples; ++n) {
+        T* plane = planes + n * g.sample_stride + c * g.height * g.width;
+        const T* src = col + row * columns + n * g.out_h * g.out_w;
+        for (std::int64_t oh = 0; oh < g.out_h; ++oh, src += g.out_w) {
+          const std::int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.height) continue;
+          T* dst = plane + ih * g.width;
+          if (g.sw == 1)  // contiguous (vectorizes)
+            for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow + offset] += src[ow];
           else
-            for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow] = src[ow * sw + offset];
-          std::fill(dst + cols.last, dst + out_w, T(0));
+            for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow * g.sw + offset] += src[ow];
         }
       }
     }
-  });
+  }
+};
+
+// The same adjoint for one input position (n, c, ih, iw) (the GPU's unit: no
+// two threads write the same value): its col entries are added in the order of
+// the kernel offsets (i, j), the order Col2imChannel adds them in.
+template <class T>
+struct Col2imPixel {
+  const T* col;
+  T* planes;
+  detail::ColumnGeometry g;
+  METRO_HD void operator()(std::int64_t index) const {
+    const std::int64_t iw = index % g.width, ih = index / g.width % g.height;
+    const std::int64_t c = index / (g.width * g.height) % g.channels, n = index / (g.width * g.height * g.channels);
+    const std::int64_t columns = g.samples * g.out_h * g.out_w;
+    T* dst = planes + n * g.sample_stride + (c * g.height + ih) * g.width + iw;
+    T acc = *dst;
+    for (std::int64_t i = 0; i < g.kh; ++i) {
+      const std::int64_t h = ih + g.ph - i * g.dh;  // = oh * sh
+      if (h < 0 || h % g.sh != 0 || h / g.sh >= g.out_h) continue;
+      const std::int64_t oh = h / g.sh;
+      for (std::int64_t j = 0; j < g.kw; ++j) {
+        const std::int64_t w = iw + g.pw - j * g.dw;  // = ow * sw
+        if (w < 0 || w % g.sw != 0 || w / g.sw >= g.out_w) continue;
+        const std::int64_t row = (c * g.kh + i) * g.kw + j;
+        acc += col[row * columns + (n * g.out_h + oh) * g.out_w + w / g.sw];
+      }
+    }
+    *dst = acc;
+  }
+};
+
+// Copies one (sample, row) plane between the (Og, samples * HoWo) GEMM layout and
+// the (N, O, HoWo) tensor layout: scatter (GEMM -> tensor) or gather (tensor -> GEMM).
+template <class T>
+struct CopyRowPlane {
+  const T* from;
+  T* to;
+  std::int64_t samples, rows, channels_total, plane;
+  bool to_tensor;
+  METRO_HD void operator()(std::int64_t t) const {
+    const std::int64_t n = t / rows, r = t % rows;
+    const std::int64_t gemm_offset = (r * samples + n) * plane, tensor_offset = (n * channels_total + r) * plane;
+    const T* src = from + (to_tensor ? gemm_offset : tensor_offset);
+    T* dst = to + (to_tensor ? tensor_offset : gemm_offset);
+    for (std::int64_t k = 0; k < plane; ++k) dst[k] = src[k];
+  }
+};
+}  // namespace fn
+
+namespace detail {
+
+// col (Cg * kh * kw, chunk * Ho * Wo) from the group's planes, one (row, sample) per index.
+template <class T, class D>
+void im2col(const T* planes, std::int64_t sample_stride, std::int64_t samples, std::int64_t channels, std::int64_t height,
+            std::int64_t width, const Window2d& w, std::int64_t out_h, std::int64_t out_w, T* col) {
+  const ColumnGeometry g = column_geometry(sample_stride, samples, channels, height, width, w, out_h, out_w);
+  // A piece of `samples` indices is one row: the CPU splits the rows over its threads.
+  backend::Kernels<D>::for_each(channels * g.kh * g.kw * samples, samples, fn::Im2colRow<T>{planes, col, g});
 }
 
-// The adjoint of im2col: adds each col entry into the input position it was read
-// from. Parallel over channels, each of which owns its kh * kw rows.
-template <class T>
+// The adjoint of im2col: on the CPU in parallel over channels, on a GPU one
+// thread per input position; both add a position's entries in the same order.
+template <class T, class D>
 void col2im(const T* col, std::int64_t sample_stride, std::int64_t samples, std::int64_t channels, std::int64_t height,
             std::int64_t width, const Window2d& w, std::int64_t out_h, std::int64_t out_w, T* planes) {
-  const std::int64_t kh = w.kernel[0], kw = w.kernel[1], columns = samples * out_h * out_w;
-  backend::parallel_for(channels, 1, [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t c = first; c < last; ++c)
-      for (std::int64_t r = 0; r < kh * kw; ++r) {
-        const std::int64_t i = r / kw, j = r % kw, row = c * kh * kw + r;
-        const std::int64_t offset = j * w.dilation[1] - w.padding[1], sw = w.stride[1];
-        const ValidRange cols = valid_range(offset, sw, width, out_w);
-        for (std::int64_t n = 0; n < samples; ++n) {
-          T* plane = planes + n * sample_stride + c * height * width;
-          const T* src = col + row * columns + n * out_h * out_w;
-          for (std::int64_t oh = 0; oh < out_h; ++oh, src += out_w) {
-            const std::int64_t ih = oh * w.stride[0] - w.padding[0] + i * w.dilation[0];
-            if (ih < 0 || ih >= height) continue;
-            T* dst = plane + ih * width;
-            if (sw == 1)  // contiguous: vectorizes
-              for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow + offset] += src[ow];
-            else
-              for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow * sw + offset] += src[ow];
-          }
-        }
-      }
-  });
+  const ColumnGeometry g = column_geometry(sample_stride, samples, channels, height, width, w, out_h, out_w);
+  if constexpr (std::is_same_v<D, cpu>)
+    backend::Kernels<D>::for_each(channels, 1, fn::Col2imChannel<T>{col, planes, g});
+  else
+    backend::Kernels<D>::for_each(samples * channels * height * width, 1, fn::Col2imPixel<T>{col, planes, g});
 }
 
 // Copies between (Og, chunk * HoWo) GEMM layout and the (N, O, HoWo) tensor layout.
-template <class T>
-void scatter_rows(const T* gemm_out, T* y, std::int64_t samples, std::int64_t rows, std::int64_t channels_total,
-                  std::int64_t plane) {
-  backend::parallel_for(samples * rows, std::max<std::int64_t>(1, backend::kParallelGrain / std::max<std::int64_t>(plane, 1)),
-                        [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t t = first; t < last; ++t) {
-      const std::int64_t n = t / rows, r = t % rows;
-      std::copy_n(gemm_out + (r * samples + n) * plane, plane, y + (n * channels_total + r) * plane);
-    }
-  });
+template <class T, class D>
+void scatter_rows(const T* gemm_out, T* y, std::int64_t samples, std::int64_t rows, std::int64_t channels_total, std::int64_t plane) {
+  backend::Kernels<D>::for_each(samples * rows, std::max<std::int64_t>(1, backend::kParallelGrain / std::max<std::int64_t>(plane, 1)),
+                                fn::CopyRowPlane<T>{gemm_out, y, samples, rows, channels_total, plane, true});
 }
-template <class T>
+template <class T, class D>
 void gather_rows(const T* y, T* gemm_in, std::int64_t samples, std::int64_t rows, std::int64_t channels_total, std::int64_t plane) {
-  backend::parallel_for(samples * rows, std::max<std::int64_t>(1, backend::kParallelGrain / std::max<std::int64_t>(plane, 1)),
-                        [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t t = first; t < last; ++t) {
-      const std::int64_t n = t / rows, r = t % rows;
-      std::copy_n(y + (n * channels_total + r) * plane, plane, gemm_in + (r * samples + n) * plane);
-    }
-  });
+  backend::Kernels<D>::for_each(samples * rows, std::max<std::int64_t>(1, backend::kParallelGrain / std::max<std::int64_t>(plane, 1)),
+                                fn::CopyRowPlane<T>{y, gemm_in, samples, rows, channels_total, plane, false});
 }
 
 // Samples per im2col chunk: the column buffer stays below ~16 MB of floats.
@@ -166,15 +243,15 @@ Tensor<T, D> conv2d(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Ten
     for (std::int64_t g = 0; g < groups; ++g) {
       // (Og, rows) @ (rows, samples * HoWo) -> (Og, samples * HoWo) -> y[n0.., g * Og..]
       const T* x_group = input.data() + (n0 * in_c + g * group_in) * height * width;
-      if (!pointwise) detail::im2col(x_group, in_c * height * width, samples, group_in, height, width, window, out_h, out_w, col.data());
+      if (!pointwise) detail::im2col<T, D>(x_group, in_c * height * width, samples, group_in, height, width, window, out_h, out_w, col.data());
       T* y_group = y.data() + (n0 * out_c + g * group_out) * plane;
       backend::Kernels<D>::gemm(detail::row_major<T, D>(w.data() + g * group_out * rows, group_out, rows),
                                 detail::row_major<T, D>(pointwise ? x_group : col.data(), rows, samples * plane),
                                 samples == 1 ? y_group : product.data(), samples * plane, false);
-      if (samples > 1) detail::scatter_rows(product.data(), y_group, samples, group_out, out_c, plane);
+      if (samples > 1) detail::scatter_rows<T, D>(product.data(), y_group, samples, group_out, out_c, plane);
     }
   }
-  if (bias.defined()) update_(y, reshape(bias.detach(), {out_c, 1, 1}), [](T v, T b) { return v + b; });
+  if (bias.defined()) update_(y, reshape(bias.detach(), {out_c, 1, 1}), metro::fn::Accumulate<T>{});
   if (autograd::needs_grad(x, weight, bias))
     autograd::record(y, [x, weight, bias, input, w, window, groups, batch, in_c, height, width, out_c, plane, rows, chunk,
                          out_h, out_w, pointwise](const Tensor<T, D>& g) {
@@ -193,11 +270,11 @@ Tensor<T, D> conv2d(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Ten
         for (std::int64_t gi = 0; gi < groups; ++gi) {
           const std::int64_t x_offset = (n0 * in_c + gi * group_in) * height * width, sample_stride = in_c * height * width;
           const T* gy_group = gy.data() + (n0 * out_c + gi * group_out) * plane;
-          if (samples > 1) detail::gather_rows(gy_group, gy_rows.data(), samples, group_out, out_c, plane);
+          if (samples > 1) detail::gather_rows<T, D>(gy_group, gy_rows.data(), samples, group_out, out_c, plane);
           const auto gy_view = detail::row_major<T, D>(samples > 1 ? gy_rows.data() : gy_group, group_out, samples * plane);
           if (weight.requires_grad()) {
             if (!pointwise)
-              detail::im2col(input.data() + x_offset, sample_stride, samples, group_in, height, width, window, out_h, out_w, col.data());
+              detail::im2col<T, D>(input.data() + x_offset, sample_stride, samples, group_in, height, width, window, out_h, out_w, col.data());
             backend::Kernels<D>::gemm(gy_view, detail::transposed<T, D>(pointwise ? input.data() + x_offset : col.data(), rows, samples * plane),
                                       gw.data() + gi * group_out * rows, rows, true);
           }
@@ -207,7 +284,7 @@ Tensor<T, D> conv2d(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Ten
               backend::Kernels<D>::gemm(weight_t, gy_view, gx.data() + x_offset, plane, true);
             } else {
               backend::Kernels<D>::gemm(weight_t, gy_view, col.data(), samples * plane, false);
-              detail::col2im(col.data(), sample_stride, samples, group_in, height, width, window, out_h, out_w, gx.data() + x_offset);
+              detail::col2im<T, D>(col.data(), sample_stride, samples, group_in, height, width, window, out_h, out_w, gx.data() + x_offset);
             }
           }
         }

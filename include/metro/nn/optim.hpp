@@ -5,8 +5,9 @@
 // (0.9, 0.999), no weight decay (paper Sec. 4, official code).
 //
 // Each step is one fused pass over a parameter's memory (parameter, gradient and
-// state read and written once), split across OpenMP threads for large tensors
-// and vectorized within a thread. Parameters whose gradient is undefined are
+// state read and written once): a METRO_HD functor (fn::AdamUpdate, fn::SgdUpdate)
+// that Kernels<cpu>::for_each_simd splits across OpenMP threads for large tensors
+// and vectorizes within a thread, and Kernels<cuda> runs one thread per element. Parameters whose gradient is undefined are
 // skipped, with their state untouched, as in PyTorch.
 //
 // Also here: grad_norm, clip_grad_norm (torch.nn.utils.clip_grad_norm_) and all_finite.
@@ -18,7 +19,6 @@
 #include <utility>
 #include <vector>
 
-#include "metro/core/eigen.hpp"
 #include "metro/tensor.hpp"
 
 namespace metro::nn {
@@ -33,34 +33,12 @@ struct OptimizerState {
 
 namespace detail {
 
-// body(i) for every i in [0, n): threads over large ranges, SIMD within each piece.
-template <class Body>
-void for_each_index(std::int64_t n, Body body) {
-  backend::parallel_for(n, backend::kParallelGrain, [&](std::int64_t begin, std::int64_t end) {
-#pragma omp simd
-    for (std::int64_t i = begin; i < end; ++i) body(i);
-  });
-}
-
-template <class T>
-using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-
-// Sum of x^2 over n values, in double: fixed blocks summed in parallel, then in
-// order, so the result does not depend on the thread count. A NaN or infinity
-// among the values makes it non-finite.
-template <class T>
+// Sum of x^2 over n contiguous values, in double (Kernels<D>::sum_of_squares):
+// the result does not depend on the thread count. A NaN or infinity among the
+// values makes it non-finite.
+template <class T, class D>
 double sum_of_squares(const T* x, std::int64_t n) {
-  constexpr std::int64_t kBlock = 16384;
-  std::vector<double> partial(static_cast<std::size_t>((n + kBlock - 1) / kBlock));
-  backend::parallel_for(static_cast<std::int64_t>(partial.size()), 8, [&](std::int64_t first, std::int64_t last) {
-    for (std::int64_t b = first; b < last; ++b) {
-      const std::int64_t begin = b * kBlock, count = std::min(kBlock, n - begin);
-      partial[static_cast<std::size_t>(b)] = ConstArrayMap<T>(x + begin, count).template cast<double>().square().sum();
-    }
-  });
-  double total = 0;
-  for (double p : partial) total += p;
-  return total;
+  return backend::Kernels<D>::sum_of_squares(x, n);
 }
 
 inline void check_hyperparameter(bool ok, const std::string& message) {
@@ -183,6 +161,46 @@ class Optimizer {
   std::vector<std::vector<TensorType>> buffers_;  // [kind][parameter], undefined until first used
 };
 
+namespace fn {
+// One SGD step of element k without momentum, and with it (the updates of SGD below).
+template <class T>
+struct SgdUpdate {
+  T* p;
+  const T* g;
+  T lr, wd;
+  METRO_HD void operator()(std::int64_t k) const { p[k] -= lr * (g[k] + wd * p[k]); }
+};
+template <class T>
+struct SgdMomentumUpdate {
+  T* p;
+  const T* g;
+  T* buf;
+  T lr, wd, momentum, keep;
+  bool first, nesterov;
+  METRO_HD void operator()(std::int64_t k) const {
+    const T d = g[k] + wd * p[k];
+    buf[k] = first ? d : momentum * buf[k] + keep * d;
+    p[k] -= lr * (nesterov ? d + momentum * buf[k] : buf[k]);
+  }
+};
+
+// One Adam / AdamW step of element k (the update of Adam below).
+template <class T>
+struct AdamUpdate {
+  T *p;
+  const T* g;
+  T *m, *v;
+  T decay, l2, b1, b2, rest1, rest2, step_size, correction2_sqrt, eps;
+  METRO_HD void operator()(std::int64_t k) const {
+    const T pk = p[k] * decay;
+    const T gk = g[k] + l2 * pk;
+    m[k] = b1 * m[k] + rest1 * gk;
+    v[k] = b2 * v[k] + rest2 * gk * gk;
+    p[k] = pk - step_size * (m[k] / (std::sqrt(v[k]) / correction2_sqrt + eps));
+  }
+};
+}  // namespace fn
+
 struct SGDOptions {
   double lr = 1e-2;
   double momentum = 0;
@@ -208,21 +226,16 @@ class SGD final : public Optimizer<T, D> {
   static constexpr std::size_t kMomentum = 0;
 
   void update(std::size_t i, const Tensor<T, D>& param, const Tensor<T, D>& grad) override {
-    T* p = param.data();
-    const T* g = grad.data();
     const T lr = static_cast<T>(this->lr()), wd = static_cast<T>(options_.weight_decay);
     if (options_.momentum == 0) {
-      detail::for_each_index(param.numel(), [=](std::int64_t k) { p[k] -= lr * (g[k] + wd * p[k]); });
+      backend::Kernels<D>::for_each_simd(param.numel(), backend::kParallelGrain, fn::SgdUpdate<T>{param.data(), grad.data(), lr, wd});
       return;
     }
-    const bool first = !this->has_buffer(kMomentum, i), nesterov = options_.nesterov;
-    const T momentum = static_cast<T>(options_.momentum), keep = static_cast<T>(1 - options_.dampening);
+    const bool first = !this->has_buffer(kMomentum, i);
     T* buf = this->buffer(kMomentum, i);
-    detail::for_each_index(param.numel(), [=](std::int64_t k) {
-      const T d = g[k] + wd * p[k];
-      buf[k] = first ? d : momentum * buf[k] + keep * d;
-      p[k] -= lr * (nesterov ? d + momentum * buf[k] : buf[k]);
-    });
+    backend::Kernels<D>::for_each_simd(param.numel(), backend::kParallelGrain,
+                                       fn::SgdMomentumUpdate<T>{param.data(), grad.data(), buf, lr, wd, static_cast<T>(options_.momentum),
+                                                                static_cast<T>(1 - options_.dampening), first, options_.nesterov});
   }
 
   SGDOptions options_;
@@ -267,18 +280,9 @@ class Adam : public Optimizer<T, D> {
     const T b1 = static_cast<T>(options_.beta1), b2 = static_cast<T>(options_.beta2), eps = static_cast<T>(options_.eps);
     // 1 - beta in double first: in float, 1 - 0.999f is off by 5e-5 relative.
     const T rest1 = static_cast<T>(1 - options_.beta1), rest2 = static_cast<T>(1 - options_.beta2);
-    T* p = param.data();
-    const T* g = grad.data();
-    T* m = this->buffer(kExpAvg, i);
-    T* v = this->buffer(kExpAvgSq, i);
-    // (std::sqrt keeps this loop scalar under GCC's default -fmath-errno; threads still split it.)
-    detail::for_each_index(param.numel(), [=](std::int64_t k) {
-      const T pk = p[k] * decay;
-      const T gk = g[k] + l2 * pk;
-      m[k] = b1 * m[k] + rest1 * gk;
-      v[k] = b2 * v[k] + rest2 * gk * gk;
-      p[k] = pk - step_size * (m[k] / (std::sqrt(v[k]) / correction2_sqrt + eps));
-    });
+    backend::Kernels<D>::for_each_simd(param.numel(), backend::kParallelGrain,
+                                       fn::AdamUpdate<T>{param.data(), grad.data(), this->buffer(kExpAvg, i), this->buffer(kExpAvgSq, i),
+                                                         decay, l2, b1, b2, rest1, rest2, step_size, correction2_sqrt, eps});
   }
 
   AdamOptions options_;
@@ -300,7 +304,7 @@ double grad_norm(const std::vector<Tensor<T, D>>& params) {
   for (const auto& p : params)
     if (p.grad().defined()) {
       const Tensor<T, D> g = contiguous(p.grad());
-      squares += detail::sum_of_squares(g.data(), g.numel());
+      squares += detail::sum_of_squares<T, D>(g.data(), g.numel());
     }
   return std::sqrt(squares);
 }

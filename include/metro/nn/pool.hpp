@@ -1,26 +1,90 @@
 #pragma once
-// MaxPool2d and AdaptiveAvgPool2d, each one autograd op over NCHW planes.
+// MaxPool2d and AdaptiveAvgPool2d, each one autograd op over NCHW planes
+// (per-plane METRO_HD bodies run by Kernels<D>::for_each).
+#include <cstdint>
 #include <limits>
-#include <vector>
 
 #include "metro/nn/conv.hpp"
 
 namespace metro::nn {
 
 namespace detail {
-// Runs body(plane) for each of the N * C planes, in parallel.
-template <class Body>
-void for_each_plane(std::int64_t planes, std::int64_t plane_size, Body&& body) {
-  backend::parallel_for(planes, std::max<std::int64_t>(1, backend::kParallelGrain / std::max<std::int64_t>(plane_size, 1)),
-                        [&](std::int64_t first, std::int64_t last) {
-                          for (std::int64_t p = first; p < last; ++p) body(p);
-                        });
+// Planes per OpenMP piece on the CPU: enough that a piece is worth a thread.
+inline std::int64_t plane_grain(std::int64_t plane_size) {
+  return std::max<std::int64_t>(1, backend::kParallelGrain / std::max<std::int64_t>(plane_size, 1));
 }
 }  // namespace detail
 
+namespace fn {
+// Max pooling of plane p: y and the index of each window's winner within the
+// plane (the first one on ties); padding never wins.
+template <class T>
+struct MaxPoolPlane {
+  const T* x;
+  T* y;
+  std::int32_t* argmax;
+  std::int64_t height, width, out_h, out_w, kernel, stride, padding;
+  METRO_HD void operator()(std::int64_t p) const {
+    const T* plane = x + p * height * width;
+    for (std::int64_t oh = 0; oh < out_h; ++oh)
+      for (std::int64_t ow = 0; ow < out_w; ++ow) {
+        T best = -std::numeric_limits<T>::infinity();
+        std::int64_t best_index = -1;
+        const std::int64_t h0 = oh * stride - padding, w0 = ow * stride - padding;
+        const std::int64_t h_end = h0 + kernel < height ? h0 + kernel : height, w_end = w0 + kernel < width ? w0 + kernel : width;
+        for (std::int64_t ih = h0 > 0 ? h0 : 0; ih < h_end; ++ih)
+          for (std::int64_t iw = w0 > 0 ? w0 : 0; iw < w_end; ++iw)
+            if (plane[ih * width + iw] > best || best_index < 0) best = plane[ih * width + iw], best_index = ih * width + iw;
+        const std::int64_t o = (p * out_h + oh) * out_w + ow;
+        y[o] = best, argmax[o] = static_cast<std::int32_t>(best_index);
+      }
+  }
+};
+// Its backward for plane p: each output's gradient goes to its winner (overlapping windows add up, in order).
+template <class T>
+struct MaxPoolPlaneBackward {
+  const T* gy;
+  const std::int32_t* argmax;
+  T* gx;
+  std::int64_t plane_in, plane_out;
+  METRO_HD void operator()(std::int64_t p) const {
+    for (std::int64_t o = p * plane_out; o < (p + 1) * plane_out; ++o) gx[p * plane_in + argmax[o]] += gy[o];
+  }
+};
+
+// Adaptive average pooling of plane p: output cell i of n covers input
+// [floor(i H / n), ceil((i + 1) H / n)). Forward: y[o] += x[i] / area (y zeroed);
+// backward (`backward` true): gx[i] += gy[o] / area, in the same order.
+template <class T>
+struct AdaptiveAvgPoolPlane {
+  const T* from;
+  T* to;
+  std::int64_t height, width, out_h, out_w;
+  bool backward;
+  METRO_HD void operator()(std::int64_t p) const {
+    const std::int64_t plane_in = height * width, plane_out = out_h * out_w;
+    for (std::int64_t oh = 0; oh < out_h; ++oh)
+      for (std::int64_t ow = 0; ow < out_w; ++ow) {
+        const std::int64_t h0 = oh * height / out_h, h1 = ((oh + 1) * height + out_h - 1) / out_h;
+        const std::int64_t w0 = ow * width / out_w, w1 = ((ow + 1) * width + out_w - 1) / out_w;
+        const T inv_area = T(1) / static_cast<T>((h1 - h0) * (w1 - w0));
+        const std::int64_t o = oh * out_w + ow;
+        for (std::int64_t ih = h0; ih < h1; ++ih)
+          for (std::int64_t iw = w0; iw < w1; ++iw) {
+            const std::int64_t i = ih * width + iw;
+            if (backward)
+              to[p * plane_in + i] += inv_area * from[p * plane_out + o];
+            else
+              to[p * plane_out + o] += inv_area * from[p * plane_in + i];
+          }
+      }
+  }
+};
+}  // namespace fn
+
 // Max over k x k windows; padding never wins (-inf). The gradient goes to each
 // window's arg-max (the first one on ties); overlapping windows add up.
-// x (N, C, H, W) -> (N, C, Ho, Wo).
+// x (N, C, H, W) -> (N, C, Ho, Wo). One plane per index of Kernels<D>::for_each.
 template <class T, class D>
 Tensor<T, D> max_pool2d(const Tensor<T, D>& x, std::int64_t kernel, std::int64_t stride, std::int64_t padding) {
   if (x.dim() != 4) throw ShapeError("max_pool2d: expected (N, C, H, W), got " + x.shape().str());
@@ -28,39 +92,20 @@ Tensor<T, D> max_pool2d(const Tensor<T, D>& x, std::int64_t kernel, std::int64_t
     throw ValueError("max_pool2d: kernel " + std::to_string(kernel) + ", stride " + std::to_string(stride) + ", padding " +
                      std::to_string(padding) + " invalid (padding at most half the kernel)");
   const Window2d window{{kernel, kernel}, {stride, stride}, {padding, padding}, {1, 1}};
-  const std::int64_t height = x.shape()[2], width = x.shape()[3];
+  const std::int64_t height = x.shape()[2], width = x.shape()[3], planes = x.shape()[0] * x.shape()[1];
   const std::int64_t out_h = window.output_size(0, height), out_w = window.output_size(1, width);
   if (out_h <= 0 || out_w <= 0) throw ShapeError("max_pool2d: input " + x.shape().str() + " smaller than the window");
   const Tensor<T, D> input = contiguous(x.detach());
   Tensor<T, D> y = empty<T, D>({x.shape()[0], x.shape()[1], out_h, out_w});
   // For each output cell, the index of the winning input cell within its plane.
-  auto argmax = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(y.numel()));
-  const T* xp = input.data();
-  T* yp = y.data();
-  std::int32_t* ap = argmax->data();
-  detail::for_each_plane(x.shape()[0] * x.shape()[1], height * width, [&](std::int64_t p) {
-    const T* plane = xp + p * height * width;
-    for (std::int64_t oh = 0; oh < out_h; ++oh)
-      for (std::int64_t ow = 0; ow < out_w; ++ow) {
-        T best = -std::numeric_limits<T>::infinity();
-        std::int64_t best_index = -1;
-        for (std::int64_t ih = std::max<std::int64_t>(0, oh * stride - padding); ih < std::min(height, oh * stride - padding + kernel); ++ih)
-          for (std::int64_t iw = std::max<std::int64_t>(0, ow * stride - padding); iw < std::min(width, ow * stride - padding + kernel); ++iw)
-            if (plane[ih * width + iw] > best || best_index < 0) best = plane[ih * width + iw], best_index = ih * width + iw;
-        const std::int64_t o = (p * out_h + oh) * out_w + ow;
-        yp[o] = best, ap[o] = static_cast<std::int32_t>(best_index);
-      }
-  });
+  const Tensor<std::int32_t, D> argmax = Tensor<std::int32_t, D>::empty(y.shape());
+  backend::Kernels<D>::for_each(planes, detail::plane_grain(height * width),
+                                fn::MaxPoolPlane<T>{input.data(), y.data(), argmax.data(), height, width, out_h, out_w, kernel, stride, padding});
   if (autograd::needs_grad(x))
-    autograd::record(y, [x, argmax, plane_in = height * width, plane_out = out_h * out_w](const Tensor<T, D>& g) {
+    autograd::record(y, [x, argmax, planes, plane_in = height * width, plane_out = out_h * out_w](const Tensor<T, D>& g) {
       const Tensor<T, D> gy = contiguous(g);
       Tensor<T, D> gx = zeros<T, D>(x.shape());
-      const T* gp = gy.data();
-      T* gxp = gx.data();
-      const std::int32_t* ap = argmax->data();
-      detail::for_each_plane(x.shape()[0] * x.shape()[1], plane_in, [&](std::int64_t p) {
-        for (std::int64_t o = p * plane_out; o < (p + 1) * plane_out; ++o) gxp[p * plane_in + ap[o]] += gp[o];
-      });
+      backend::Kernels<D>::for_each(planes, detail::plane_grain(plane_in), fn::MaxPoolPlaneBackward<T>{gy.data(), argmax.data(), gx.data(), plane_in, plane_out});
       autograd::accumulate_grad(x, gx);
     });
   return y;
@@ -72,37 +117,17 @@ template <class T, class D>
 Tensor<T, D> adaptive_avg_pool2d(const Tensor<T, D>& x, std::int64_t out_h, std::int64_t out_w) {
   if (x.dim() != 4 || out_h <= 0 || out_w <= 0)
     throw ShapeError("adaptive_avg_pool2d: input " + x.shape().str() + " to " + std::to_string(out_h) + "x" + std::to_string(out_w));
-  const std::int64_t height = x.shape()[2], width = x.shape()[3];
-  const auto bin = [](std::int64_t i, std::int64_t n, std::int64_t size) {
-    return std::array<std::int64_t, 2>{i * size / n, ((i + 1) * size + n - 1) / n};
-  };
-  // Runs visit(output index, input index, 1 / bin area) for every (output, input) pair of a plane.
-  const auto for_each_pair = [=](auto&& visit) {
-    for (std::int64_t oh = 0; oh < out_h; ++oh)
-      for (std::int64_t ow = 0; ow < out_w; ++ow) {
-        const auto [h0, h1] = bin(oh, out_h, height);
-        const auto [w0, w1] = bin(ow, out_w, width);
-        const T inv_area = T(1) / static_cast<T>((h1 - h0) * (w1 - w0));
-        for (std::int64_t ih = h0; ih < h1; ++ih)
-          for (std::int64_t iw = w0; iw < w1; ++iw) visit(oh * out_w + ow, ih * width + iw, inv_area);
-      }
-  };
+  const std::int64_t height = x.shape()[2], width = x.shape()[3], planes = x.shape()[0] * x.shape()[1];
   const Tensor<T, D> input = contiguous(x.detach());
   Tensor<T, D> y = zeros<T, D>({x.shape()[0], x.shape()[1], out_h, out_w});
-  const T* xp = input.data();
-  T* yp = y.data();
-  detail::for_each_plane(x.shape()[0] * x.shape()[1], height * width, [&](std::int64_t p) {
-    for_each_pair([&](std::int64_t o, std::int64_t i, T w) { yp[p * out_h * out_w + o] += w * xp[p * height * width + i]; });
-  });
+  backend::Kernels<D>::for_each(planes, detail::plane_grain(height * width),
+                                fn::AdaptiveAvgPoolPlane<T>{input.data(), y.data(), height, width, out_h, out_w, false});
   if (autograd::needs_grad(x))
-    autograd::record(y, [x, for_each_pair, plane_in = height * width, plane_out = out_h * out_w](const Tensor<T, D>& g) {
+    autograd::record(y, [x, planes, height, width, out_h, out_w](const Tensor<T, D>& g) {
       const Tensor<T, D> gy = contiguous(g);
       Tensor<T, D> gx = zeros<T, D>(x.shape());
-      const T* gp = gy.data();
-      T* gxp = gx.data();
-      detail::for_each_plane(x.shape()[0] * x.shape()[1], plane_in, [&](std::int64_t p) {
-        for_each_pair([&](std::int64_t o, std::int64_t i, T w) { gxp[p * plane_in + i] += w * gp[p * plane_out + o]; });
-      });
+      backend::Kernels<D>::for_each(planes, detail::plane_grain(height * width),
+                                    fn::AdaptiveAvgPoolPlane<T>{gy.data(), gx.data(), height, width, out_h, out_w, true});
       autograd::accumulate_grad(x, gx);
     });
   return y;

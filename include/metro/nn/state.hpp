@@ -15,12 +15,13 @@ namespace metro::nn {
 template <class T, class D = cpu>
 Tensor<T, D> tensor_from_record(const io::TensorRecord& record, const std::string& name) {
   Shape shape(record.shape);
-  Tensor<T, D> t = empty<T, D>(shape);
-  const auto convert = [&](const auto& values) { std::copy(values.begin(), values.end(), t.data()); };
+  // Converted on the host, then copied to the device (if D is not the CPU).
+  std::vector<T> host(static_cast<std::size_t>(shape.numel()));
+  const auto convert = [&](const auto& values) { std::copy(values.begin(), values.end(), host.begin()); };
   if (record.dtype == io::DType::f32) convert(io::record_to_vector<float>(record, name));
   else if (record.dtype == io::DType::f64) convert(io::record_to_vector<double>(record, name));
   else throw ValueError("tensor_from_record: \"" + name + "\" has dtype " + io::dtype_name(record.dtype) + ", expected F32 or F64");
-  return t;
+  return from_vector<T, D>(host, shape);
 }
 
 template <class T, class D>
@@ -40,16 +41,16 @@ std::map<std::string, Tensor<T, D>> tensors_with_prefix(const io::SafeTensorsFil
 
 // Writes the module's state_dict (parameters and buffers) as a safetensors file (atomically).
 template <class T, class D>
-void save_state_dict(const Module<T, D>& module, const std::string& path) {
+void save_state_dict(const Module<T, D>& net, const std::string& path) {
   io::SafeTensorsFile file;
-  for (const auto& [name, t] : module.state_dict()) file.tensors.emplace(name, record_from_tensor(t));
+  for (const auto& [name, t] : net.state_dict()) file.tensors.emplace(name, record_from_tensor(t));
   io::save_safetensors(path, file);
 }
 
 // Loads a safetensors file written by save_state_dict (strict: see Module::load_state_dict).
 template <class T, class D>
-void load_state_dict(Module<T, D>& module, const std::string& path, bool strict = true) {
-  module.load_state_dict(tensors_with_prefix<T, D>(io::load_safetensors(path), ""), strict);
+void load_state_dict(Module<T, D>& net, const std::string& path, bool strict = true) {
+  net.load_state_dict(tensors_with_prefix<T, D>(io::load_safetensors(path), ""), strict);
 }
 
 }  // namespace metro::nn
