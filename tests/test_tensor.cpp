@@ -285,8 +285,8 @@ TEST_SUITE("matmul") {
     check_values(matmul(s, b.transpose(0, 1).narrow(0, 0, 5)), matmul(s.contiguous(), b.transpose(0, 1).narrow(0, 0, 5).contiguous()).to_vector(), 1e-12);
   }
 
-  // The fp32 GEMM kernel (backend/cpu_sgemm.hpp where the CPU has AVX-512) against a
-  // float64 reference: every operand layout, sizes that leave partial 14 x 32 tiles,
+  // The fp32 GEMM kernel (backend/cpu_sgemm.hpp where the CPU has AVX-512 or AVX2) against a
+  // float64 reference: every operand layout, sizes that leave partial 14 x 32 and 6 x 16 tiles,
   // and inner dimensions that cross the 256-deep packing slices.
   TEST_CASE("fp32 GEMM matches a float64 reference for every layout and edge tile") {
     using View = backend::MatrixView<float>;

@@ -53,13 +53,17 @@ BLAS_ENV=()
 for dir in $OPENBLAS_DIRS; do
   if [ -e "$dir/libblas.so.3" ]; then BLAS_ENV=("LD_LIBRARY_PATH=$dir"); break; fi
 done
-probe() {  # prints "<median seconds> <checksum>" of PyTorch's transformer forward under `env "$@"`
+probe() {  # prints "<median seconds> <checksum>" of PyTorch's transformer forward under `env "$@"`,
+           # or "inf nan" when that setting does not run here (a kernel this CPU lacks: SIGILL)
   local t c
-  t=$(env "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --reps 2 |
-      "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["median_s"])')
-  c=$(env "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --check |
-      "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["checksum"])')
-  echo "$t $c"
+  if t=$(env "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --reps 2 2>/dev/null |
+         "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["median_s"])' 2>/dev/null) &&
+     c=$(env "$@" "$PYTHON" "$ROOT/tools/bench_pytorch.py" transformer_fwd_b1 --check 2>/dev/null |
+         "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["checksum"])' 2>/dev/null); then
+    echo "$t $c"
+  else
+    echo "inf nan"
+  fi
 }
 read -r best_time reference_sum < <(probe "${BLAS_ENV[@]}" OPENBLAS_CORETYPE=)
 TORCH_ENV=("${BLAS_ENV[@]}" "OPENBLAS_CORETYPE=")

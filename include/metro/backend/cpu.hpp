@@ -359,11 +359,12 @@ struct Kernels<cpu> {
   static constexpr std::int64_t kParallelGemmWork = 100000;
 
   // One GEMM on the calling thread: fp32 through backend/cpu_sgemm.hpp where the
-  // target has AVX-512, otherwise Eigen (which does not fork inside an OpenMP region).
+  // target has AVX-512 or AVX2 + FMA, otherwise Eigen (which does not fork inside
+  // an OpenMP region).
   template <class T>
   static void gemm_block(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) return avx512::gemm(a, b, c, ldc, accumulate);
+#if defined(METRO_OWN_SGEMM)
+    if constexpr (std::is_same_v<T, float>) return sgemm::gemm(a, b, c, ldc, accumulate);
 #endif
     using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using ColMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;

@@ -1,25 +1,30 @@
 #pragma once
-// fp32 GEMM for CPUs with AVX-512: C (m x n, row-major, leading dimension ldc)
-// = A * B (+ C), on the calling thread. The GotoBLAS / BLIS scheme:
+// fp32 GEMM for x86 CPUs with AVX-512 or AVX2 + FMA: C (m x n, row-major,
+// leading dimension ldc) = A * B (+ C), on the calling thread. The GotoBLAS /
+// BLIS scheme:
 //
 //   for each kNc-wide block of columns of B and C
 //     for each kKc-deep slice of the inner dimension
 //       pack B's (kc x nc) block into kNr-column panels        (stays in L2)
 //       for each kMc-tall block of rows of A and C
 //         pack A's (mc x kc) block into kMr-row panels         (stays in L2)
-//         for each panel of B (kc x 32, stays in L1)
-//           for each panel of A: one 14 x 32 tile of C, 28 zmm accumulators
+//         for each panel of B (kc x kNr, stays in L1)
+//           for each panel of A: one kMr x kNr tile of C in registers
 //
 // Packing makes every operand layout (row-major, transposed views, any
 // strides) the same to the micro-kernel, which then streams both panels
-// sequentially and keeps its tile of C in registers for the whole slice: per
-// step of the inner dimension 2 vector loads of B and 14 broadcasts of A feed
-// 28 FMAs. Eigen's kernel keeps a 48 x 4 tile (12 accumulators) and reached
-// about half of this machine's FMA peak at METRO's shapes (docs/benchmarks.md).
+// sequentially and keeps its tile of C in registers for the whole slice. Per
+// step of the inner dimension: AVX-512, a 14 x 32 tile, 2 vector loads of B and
+// 14 broadcasts of A feed 28 FMAs (28 zmm accumulators); AVX2, a 6 x 16 tile, 2
+// loads and 6 broadcasts feed 12 FMAs (12 ymm accumulators). Eigen's kernels
+// keep smaller tiles and reached about half of the FMA peak at METRO's shapes
+// on both kinds of CPU (docs/benchmarks.md).
 //
-// Only compiled where the compiler targets AVX-512 (-march=native on such a
-// CPU); Kernels<cpu>::gemm uses Eigen for other types and targets.
-#if defined(__AVX512F__)
+// Only compiled where the compiler targets one of the two (-march=native on
+// such a CPU; METRO_OWN_SGEMM is then defined); Kernels<cpu>::gemm uses Eigen
+// for other types and targets.
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define METRO_OWN_SGEMM 1
 #include <immintrin.h>
 
 #include <algorithm>
@@ -30,14 +35,43 @@
 #include "metro/backend/matrix_view.hpp"
 #include "metro/core/eigen.hpp"
 
-namespace metro::backend::avx512 {
+namespace metro::backend::sgemm {
 
-inline constexpr std::int64_t kMr = 14;       // rows of a C tile
-inline constexpr std::int64_t kNr = 32;       // columns of a C tile: two zmm registers
-inline constexpr std::int64_t kKc = 256;      // inner-dimension slice: a B panel is 32 KiB
-inline constexpr std::int64_t kMc = kMr * 12;  // rows of A packed at once: 168 x 256 floats
-inline constexpr std::int64_t kNc = 2048;     // columns of B packed at once: 256 x 2048 floats
+#if defined(__AVX512F__)
+inline constexpr std::int64_t kMr = 14;  // rows of a C tile
+inline constexpr std::int64_t kNr = 32;  // columns of a C tile: two zmm registers
+#else
+inline constexpr std::int64_t kMr = 6;   // rows of a C tile
+inline constexpr std::int64_t kNr = 16;  // columns of a C tile: two ymm registers
+#endif
+inline constexpr std::int64_t kKc = 256;                  // inner-dimension slice: a B panel is kNr KiB
+inline constexpr std::int64_t kMc = kMr * (168 / kMr);     // rows of A packed at once: 168 x 256 floats
+inline constexpr std::int64_t kNc = 2048;                 // columns of B packed at once: 256 x 2048 floats
 
+// A[i0 : i0 + rows, p0 : p0 + depth] into panels of kMr rows, one after another;
+// a panel holds, for each p, kMr consecutive values (zeros past the last row).
+// Any layout, element by element (the vector paths below take the common ones).
+inline void pack_a_any(const float* base, std::int64_t row_stride, std::int64_t col_stride, std::int64_t panel_rows,
+                       std::int64_t depth, float* out) {
+  for (std::int64_t p = 0; p < depth; ++p, out += kMr) {
+    const float* column = base + p * col_stride;
+    std::int64_t r = 0;
+    for (; r < panel_rows; ++r) out[r] = column[r * row_stride];
+    for (; r < kMr; ++r) out[r] = 0.0f;
+  }
+}
+
+// B[p0 : p0 + depth, j0 : j0 + panel_cols] as one panel of kNr columns, element by element.
+inline void pack_b_any(const float* base, std::int64_t row_stride, std::int64_t col_stride, std::int64_t panel_cols,
+                       std::int64_t depth, float* out) {
+  if (panel_cols < kNr) std::memset(out, 0, sizeof(float) * depth * kNr);
+  for (std::int64_t j = 0; j < panel_cols; ++j) {
+    const float* column = base + j * col_stride;
+    for (std::int64_t p = 0; p < depth; ++p) out[p * kNr + j] = column[p * row_stride];
+  }
+}
+
+#if defined(__AVX512F__)
 // Lanes [0, count) of a 16-lane mask (count clamped to [0, 16]).
 inline __mmask16 lanes(std::int64_t count) {
   if (count >= 16) return 0xFFFF;
@@ -64,55 +98,32 @@ inline void transpose_16(const float* first, std::int64_t stride, std::int64_t c
   }
 }
 
-// A[i0 : i0 + rows, p0 : p0 + depth] into panels of kMr rows, one after another;
-// a panel holds, for each p, kMr consecutive values (zeros past the last row).
-inline void pack_a(const MatrixView<float>& a, std::int64_t i0, std::int64_t rows, std::int64_t p0, std::int64_t depth,
-                   float* out) {
-  for (std::int64_t ip = 0; ip < rows; ip += kMr) {
-    const std::int64_t panel_rows = std::min(kMr, rows - ip);
-    const float* base = a.data + (i0 + ip) * a.row_stride + p0 * a.col_stride;
-    if (a.col_stride == 1) {  // row-major A: transpose 16 x 16 blocks, keep 14 of the 16 lanes
-      transpose_16(base, a.row_stride, panel_rows, depth, out, kMr);
-      out += depth * kMr;
-      continue;
-    }
-    for (std::int64_t p = 0; p < depth; ++p, out += kMr) {
-      const float* column = base + p * a.col_stride;
-      std::int64_t r = 0;
-      for (; r < panel_rows; ++r) out[r] = column[r * a.row_stride];
-      for (; r < kMr; ++r) out[r] = 0.0f;
-    }
-  }
+// One panel of row-major A (a transpose of 16 x 16 blocks, 14 of the 16 lanes kept).
+inline bool pack_a_fast(const float* base, std::int64_t row_stride, std::int64_t col_stride, std::int64_t panel_rows,
+                        std::int64_t depth, float* out) {
+  if (col_stride != 1) return false;
+  transpose_16(base, row_stride, panel_rows, depth, out, kMr);
+  return true;
 }
 
-// B[p0 : p0 + depth, j0 : j0 + cols] into panels of kNr columns, one after
-// another; a panel holds, for each p, kNr consecutive values (zeros past the last
-// column). Row-major B is copied a row of 32 at a time; a transposed B (the
-// weight of a Linear layer) is read along its contiguous rows instead.
-inline void pack_b(const MatrixView<float>& b, std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols,
-                   float* out) {
-  for (std::int64_t jp = 0; jp < cols; jp += kNr, out += depth * kNr) {
-    const std::int64_t panel_cols = std::min(kNr, cols - jp);
-    const float* base = b.data + p0 * b.row_stride + (j0 + jp) * b.col_stride;
-    if (b.col_stride == 1) {
-      const __mmask16 low = lanes(panel_cols), high = lanes(panel_cols - 16);
-      for (std::int64_t p = 0; p < depth; ++p) {
-        const float* row = base + p * b.row_stride;
-        _mm512_store_ps(out + p * kNr, _mm512_maskz_loadu_ps(low, row));
-        _mm512_store_ps(out + p * kNr + 16, _mm512_maskz_loadu_ps(high, row + 16));
-      }
-    } else if (b.row_stride == 1) {  // transposed row-major B (a Linear weight): columns are contiguous
-      transpose_16(base, b.col_stride, std::min<std::int64_t>(16, panel_cols), depth, out, kNr);
-      const float* second = panel_cols > 16 ? base + 16 * b.col_stride : base;  // zeros when there is no second half
-      transpose_16(second, b.col_stride, panel_cols - 16, depth, out + 16, kNr);
-    } else {
-      if (panel_cols < kNr) std::memset(out, 0, sizeof(float) * depth * kNr);
-      for (std::int64_t j = 0; j < panel_cols; ++j) {
-        const float* column = base + j * b.col_stride;
-        for (std::int64_t p = 0; p < depth; ++p) out[p * kNr + j] = column[p * b.row_stride];
-      }
+// One panel of B: row-major B is copied a row of 32 at a time; a transposed B
+// (the weight of a Linear layer) is read along its contiguous rows instead.
+inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t col_stride, std::int64_t panel_cols,
+                        std::int64_t depth, float* out) {
+  if (col_stride == 1) {
+    const __mmask16 low = lanes(panel_cols), high = lanes(panel_cols - 16);
+    for (std::int64_t p = 0; p < depth; ++p) {
+      const float* row = base + p * row_stride;
+      _mm512_store_ps(out + p * kNr, _mm512_maskz_loadu_ps(low, row));
+      _mm512_store_ps(out + p * kNr + 16, _mm512_maskz_loadu_ps(high, row + 16));
     }
+    return true;
   }
+  if (row_stride != 1) return false;
+  transpose_16(base, col_stride, std::min<std::int64_t>(16, panel_cols), depth, out, kNr);
+  const float* second = panel_cols > 16 ? base + 16 * col_stride : base;  // zeros when there is no second half
+  transpose_16(second, col_stride, panel_cols - 16, depth, out + 16, kNr);
+  return true;
 }
 
 // C[0 : rows, 0 : cols] (+)= a_panel (depth x kMr) * b_panel (depth x kNr), with
@@ -142,6 +153,84 @@ inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* 
     }
     _mm512_mask_storeu_ps(row, low, acc[r][0]);
     _mm512_mask_storeu_ps(row + 16, high, acc[r][1]);
+  }
+}
+#else
+// AVX2 has no masked loads of floats to zero cheaply for every layout: the packing
+// is element by element, except row-major B (the common case), copied 16 at a time.
+inline bool pack_a_fast(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, float*) { return false; }
+
+inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t col_stride, std::int64_t panel_cols,
+                        std::int64_t depth, float* out) {
+  if (col_stride != 1 || panel_cols < kNr) return false;
+  for (std::int64_t p = 0; p < depth; ++p) {
+    const float* row = base + p * row_stride;
+    _mm256_store_ps(out + p * kNr, _mm256_loadu_ps(row));
+    _mm256_store_ps(out + p * kNr + 8, _mm256_loadu_ps(row + 8));
+  }
+  return true;
+}
+
+// C[0 : rows, 0 : cols] (+)= a_panel (depth x kMr) * b_panel (depth x kNr), with
+// rows <= kMr and cols <= kNr; adds to C when `add`, overwrites it otherwise.
+// A partial tile goes through a full tile on the stack.
+inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* b_panel, float* c, std::int64_t ldc,
+                         std::int64_t rows, std::int64_t cols, bool add) {
+  __m256 acc[kMr][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (std::int64_t p = 0; p < depth; ++p, a_panel += kMr, b_panel += kNr) {
+    const __m256 b_low = _mm256_load_ps(b_panel), b_high = _mm256_load_ps(b_panel + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < kMr; ++r) {
+      const __m256 a_value = _mm256_broadcast_ss(a_panel + r);
+      acc[r][0] = _mm256_fmadd_ps(a_value, b_low, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(a_value, b_high, acc[r][1]);
+    }
+  }
+  if (rows == kMr && cols == kNr) {
+#pragma GCC unroll 6
+    for (int r = 0; r < kMr; ++r) {
+      float* row = c + r * ldc;
+      if (add) {
+        acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(row));
+        acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(row + 8));
+      }
+      _mm256_storeu_ps(row, acc[r][0]);
+      _mm256_storeu_ps(row + 8, acc[r][1]);
+    }
+    return;
+  }
+  alignas(32) float tile[kMr][kNr];
+#pragma GCC unroll 6  // every use of acc unrolled, so it stays in registers
+  for (int r = 0; r < kMr; ++r) {
+    _mm256_store_ps(tile[r], acc[r][0]);
+    _mm256_store_ps(tile[r] + 8, acc[r][1]);
+  }
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < cols; ++j) c[r * ldc + j] = add ? c[r * ldc + j] + tile[r][j] : tile[r][j];
+}
+#endif
+
+// A[i0 : i0 + rows, p0 : p0 + depth] into panels of kMr rows, one after another.
+inline void pack_a(const MatrixView<float>& a, std::int64_t i0, std::int64_t rows, std::int64_t p0, std::int64_t depth,
+                   float* out) {
+  for (std::int64_t ip = 0; ip < rows; ip += kMr, out += depth * kMr) {
+    const std::int64_t panel_rows = std::min(kMr, rows - ip);
+    const float* base = a.data + (i0 + ip) * a.row_stride + p0 * a.col_stride;
+    if (!pack_a_fast(base, a.row_stride, a.col_stride, panel_rows, depth, out))
+      pack_a_any(base, a.row_stride, a.col_stride, panel_rows, depth, out);
+  }
+}
+
+// B[p0 : p0 + depth, j0 : j0 + cols] into panels of kNr columns, one after another.
+inline void pack_b(const MatrixView<float>& b, std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols,
+                   float* out) {
+  for (std::int64_t jp = 0; jp < cols; jp += kNr, out += depth * kNr) {
+    const std::int64_t panel_cols = std::min(kNr, cols - jp);
+    const float* base = b.data + p0 * b.row_stride + (j0 + jp) * b.col_stride;
+    if (!pack_b_fast(base, b.row_stride, b.col_stride, panel_cols, depth, out))
+      pack_b_any(base, b.row_stride, b.col_stride, panel_cols, depth, out);
   }
 }
 
@@ -193,5 +282,5 @@ inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* 
   }
 }
 
-}  // namespace metro::backend::avx512
+}  // namespace metro::backend::sgemm
 #endif
