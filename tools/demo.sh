@@ -29,7 +29,7 @@ tools/install_deps.sh
 build=${METRO_BUILD_DIR:-build}
 echo "== Build (Release, $build/)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMETRO_BUILD_EXAMPLES=ON >/dev/null
-cmake --build "$build" -j"$jobs" --target metro_synth metro_train metro_eval metro_infer metro_attention
+cmake --build "$build" -j"$jobs" --target metro_demo_programs  # the five programs, in parallel
 bin=$build/examples
 
 echo "== Synthetic data: $train_count train / $test_count test images"

@@ -156,18 +156,55 @@ inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* 
   }
 }
 #else
-// AVX2 has no masked loads of floats to zero cheaply for every layout: the packing
-// is element by element, except row-major B (the common case), copied 16 at a time.
-inline bool pack_a_fast(const float*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, float*) { return false; }
+// out[(p + q) * out_stride + v] = vectors[v][p + q] for the first depth / 8 * 8
+// values of p, where vectors[v] = first + v * stride for v < count (and a repeat
+// of vectors[0] past it): 8 x 8 blocks transposed in registers, so both the reads
+// and the writes are contiguous; `kept` selects the lanes v that are stored.
+// Returns how many p were done.
+inline std::int64_t transpose_8(const float* first, std::int64_t stride, int count, std::int64_t depth, float* out,
+                                std::int64_t out_stride, __m256i kept) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // __m256's vector attribute on a template argument
+  Eigen::internal::PacketBlock<__m256, 8> block;
+#pragma GCC diagnostic pop
+  std::int64_t p = 0;
+  for (; p + 8 <= depth; p += 8) {
+    for (int v = 0; v < 8; ++v) block.packet[v] = _mm256_loadu_ps(first + (v < count ? v : 0) * stride + p);
+    Eigen::internal::ptranspose(block);
+    for (int q = 0; q < 8; ++q) _mm256_maskstore_ps(out + (p + q) * out_stride, kept, block.packet[q]);
+  }
+  return p;
+}
 
+// One panel of row-major A (kMr = 6 full rows): 8 x 8 transposes of which 6 lanes
+// are stored.
+inline bool pack_a_fast(const float* base, std::int64_t row_stride, std::int64_t col_stride, std::int64_t panel_rows,
+                        std::int64_t depth, float* out) {
+  if (col_stride != 1 || panel_rows != kMr) return false;
+  const std::int64_t done = transpose_8(base, row_stride, kMr, depth, out, kMr, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0));
+  pack_a_any(base + done, row_stride, col_stride, panel_rows, depth - done, out + done * kMr);
+  return true;
+}
+
+// One full panel of B: row-major B copied 16 values at a time; a transposed B
+// (the weight of a Linear layer, columns contiguous) by 8 x 8 transposes.
 inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t col_stride, std::int64_t panel_cols,
                         std::int64_t depth, float* out) {
-  if (col_stride != 1 || panel_cols < kNr) return false;
-  for (std::int64_t p = 0; p < depth; ++p) {
-    const float* row = base + p * row_stride;
-    _mm256_store_ps(out + p * kNr, _mm256_loadu_ps(row));
-    _mm256_store_ps(out + p * kNr + 8, _mm256_loadu_ps(row + 8));
+  if (panel_cols != kNr) return false;
+  if (col_stride == 1) {
+    for (std::int64_t p = 0; p < depth; ++p) {
+      const float* row = base + p * row_stride;
+      _mm256_store_ps(out + p * kNr, _mm256_loadu_ps(row));
+      _mm256_store_ps(out + p * kNr + 8, _mm256_loadu_ps(row + 8));
+    }
+    return true;
   }
+  if (row_stride != 1) return false;
+  const __m256i all = _mm256_set1_epi32(-1);
+  const std::int64_t done = transpose_8(base, col_stride, 8, depth, out, kNr, all);
+  transpose_8(base + 8 * col_stride, col_stride, 8, depth, out + 8, kNr, all);
+  for (std::int64_t j = 0; j < kNr; ++j)
+    for (std::int64_t p = done; p < depth; ++p) out[p * kNr + j] = base[j * col_stride + p];
   return true;
 }
 
