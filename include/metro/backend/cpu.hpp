@@ -234,9 +234,9 @@ struct Kernels<cpu> {
   using MatrixView = backend::MatrixView<T>;
 
   // Large products are split into one block of output rows (or columns) per
-  // thread, each a single-threaded Eigen GEMM: one fork/join per product instead
-  // of Eigen's own spin-waiting synchronisation between the threads, which
-  // collapses when the cores are shared with other processes.
+  // thread, each a single-threaded GEMM (gemm_block): one fork/join per product
+  // instead of Eigen's own spin-waiting synchronisation between the threads,
+  // which collapses when the cores are shared with other processes.
   template <class T>
   static void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
     const std::int64_t m = a.rows, n = b.cols, k = a.cols;
