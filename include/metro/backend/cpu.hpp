@@ -246,11 +246,14 @@ struct Kernels<cpu> {
 #endif
     if (threads <= 1) return gemm_block(a, b, c, ldc, accumulate);
     const bool split_rows = m >= n;
-    const std::int64_t extent = split_rows ? m : n, align = 16;  // one AVX-512 register of floats
+    // Whole tiles of the micro-kernel per thread, as evenly as they go (445 rows in
+    // 6-row tiles: 222 + 223 rows, where 16-row blocks gave 208 + 237).
+    const std::int64_t extent = split_rows ? m : n, unit = split_rows ? kGemmTileRows : kGemmTileCols;
+    const std::int64_t tiles = (extent + unit - 1) / unit;
     parallel_for(threads, 1, [&](std::int64_t first, std::int64_t last) {
       for (std::int64_t t = first; t < last; ++t) {
-        const std::int64_t begin = extent * t / threads / align * align;
-        const std::int64_t end = t + 1 == threads ? extent : extent * (t + 1) / threads / align * align;
+        const std::int64_t begin = std::min(extent, tiles * t / threads * unit);
+        const std::int64_t end = std::min(extent, tiles * (t + 1) / threads * unit);
         if (begin >= end) continue;
         if (split_rows)
           gemm_block({a.data + begin * a.row_stride, end - begin, k, a.row_stride, a.col_stride}, b, c + begin * ldc, ldc, accumulate);
@@ -357,6 +360,11 @@ struct Kernels<cpu> {
   // itself would fork from 2 x 50000 (its minimum task size) on, so no product
   // reaches Eigen's own threading.
   static constexpr std::int64_t kParallelGemmWork = 100000;
+#if defined(METRO_OWN_SGEMM)
+  static constexpr std::int64_t kGemmTileRows = sgemm::kMr, kGemmTileCols = sgemm::kNr;
+#else
+  static constexpr std::int64_t kGemmTileRows = 16, kGemmTileCols = 16;
+#endif
 
   // One GEMM on the calling thread: fp32 through backend/cpu_sgemm.hpp where the
   // target has AVX-512 or AVX2 + FMA, otherwise Eigen (which does not fork inside
