@@ -203,8 +203,7 @@ inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t
   const __m256i all = _mm256_set1_epi32(-1);
   const std::int64_t done = transpose_8(base, col_stride, 8, depth, out, kNr, all);
   transpose_8(base + 8 * col_stride, col_stride, 8, depth, out + 8, kNr, all);
-  for (std::int64_t j = 0; j < kNr; ++j)
-    for (std::int64_t p = done; p < depth; ++p) out[p * kNr + j] = base[j * col_stride + p];
+  pack_b_any(base + done * row_stride, row_stride, col_stride, panel_cols, depth - done, out + done * kNr);
   return true;
 }
 
