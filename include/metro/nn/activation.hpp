@@ -48,7 +48,8 @@ struct DropoutMask {
   std::uint64_t seed, first, keep;
   T scale;
   METRO_HD void operator()(std::int64_t i) const {
-    out[i] = bits_below(random_bits(seed, first + static_cast<std::uint64_t>(i)), keep) ? in[i] * scale : T(0);
+    const T kept = in[i] * scale;  // read unconditionally, so the loop vectorizes
+    out[i] = bits_below(random_bits(seed, first + static_cast<std::uint64_t>(i)), keep) ? kept : T(0);
   }
 };
 }  // namespace fn
