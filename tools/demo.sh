@@ -6,7 +6,8 @@
 # images. Everything lands in demo_out/.
 #
 #   tools/demo.sh            15 minutes on 2 cores: training gets what the install,
-#                            build and rendering leave of them (8.5-11 minutes here)
+#                            build and rendering leave of them (about 11 minutes on a
+#                            Zen 5 machine from a fresh clone, 8.5 on a slower Zen 3)
 #   tools/demo.sh --quick    about 2 minutes: a smoke run, the numbers mean little
 #   METRO_DEMO_MINUTES=30 tools/demo.sh   a fixed training budget instead
 #   METRO_BUILD_DIR=build-x tools/demo.sh another build folder (default build/)
