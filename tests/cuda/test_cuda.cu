@@ -424,7 +424,7 @@ TEST_CASE("harness: reductions and softmax") {
                  [](const auto& x) { return log_softmax(transpose(x[0], 0, 1), 1); }, kReduction, kReduction);
 }
 
-TEST_CASE("harness: matmul, batched matmul, linear") {
+TEST_CASE("harness: matmul, batched matmul, linear, gelu_linear") {
   SKIP_WITHOUT_DEVICE();
   const TensorF a = normal({37, 53}), b = normal({53, 29}), at = normal({53, 37}), bt = normal({29, 53});
   check_backends("matmul", {a, b}, {true, true}, [](const auto& x) { return matmul(x[0], x[1]); }, kReduction, kReduction);
@@ -449,6 +449,8 @@ TEST_CASE("harness: matmul, batched matmul, linear") {
                  [](const auto& x) { return linear(x[0], x[1], x[2]); }, kReduction, kReduction);
   check_backends("linear without bias", {x3, w}, {true, true}, [](const auto& x) { return linear(x[0], x[1]); }, kReduction,
                  kReduction);
+  check_backends("gelu_linear", {x3, w, bias}, {true, true, true},
+                 [](const auto& x) { return gelu_linear(x[0], x[1], x[2]); }, kReduction, kReduction);
   check_backends("matmul with an empty inner dim", {normal({3, 0}), normal({0, 4})}, {false, false},
                  [](const auto& x) { return matmul(x[0], x[1]); }, kExact, kExact);
 }

@@ -112,11 +112,18 @@ class ResidualOutput : public Module<T, D> {
     dropout_ = this->register_module("dropout", std::make_shared<Dropout<T, D>>(config.hidden_dropout, fresh_seed(gen)));
   }
   // h (B, N, in), residual (B, N, H) -> (B, N, H)
-  Tensor<T, D> forward(const Tensor<T, D>& h, const Tensor<T, D>& residual) {
-    return norm_->forward(dropout_->forward(dense_->forward(h)) + residual);
+  Tensor<T, D> forward(const Tensor<T, D>& h, const Tensor<T, D>& residual) { return finish(dense_->forward(h), residual); }
+  // The same on gelu(h), BERT's Output after the Intermediate, without keeping
+  // gelu(h) on the tape (gelu_linear recomputes it in the backward).
+  Tensor<T, D> forward_after_gelu(const Tensor<T, D>& h, const Tensor<T, D>& residual) {
+    return finish(gelu_linear(h, dense_->weight(), dense_->bias()), residual);
   }
 
  private:
+  Tensor<T, D> finish(const Tensor<T, D>& dense_out, const Tensor<T, D>& residual) {
+    return norm_->forward(dropout_->forward(dense_out) + residual);
+  }
+
   std::shared_ptr<Linear<T, D>> dense_;
   std::shared_ptr<LayerNorm<T, D>> norm_;
   std::shared_ptr<Dropout<T, D>> dropout_;
@@ -146,7 +153,9 @@ class Intermediate : public Layer<T, D> {
   Intermediate(std::int64_t hidden, std::int64_t intermediate, Init init, Generator& gen) {
     dense_ = this->register_module("dense", std::make_shared<Linear<T, D>>(LinearConfig{hidden, intermediate, true, init}, gen));
   }
-  Tensor<T, D> forward(const Tensor<T, D>& x) override { return gelu(dense_->forward(x)); }
+  Tensor<T, D> forward(const Tensor<T, D>& x) override { return gelu(pre_activation(x)); }
+  // dense(x), the GELU's input (B, N, I).
+  Tensor<T, D> pre_activation(const Tensor<T, D>& x) { return dense_->forward(x); }
 
  private:
   std::shared_ptr<Linear<T, D>> dense_;
@@ -167,7 +176,7 @@ class TransformerLayer : public Layer<T, D> {
   Tensor<T, D> forward(const Tensor<T, D>& x) override {
     const Tensor<T, D> a = attention_->forward(x);  // (B, N, H)
     last_attention_output_ = a.detach();
-    return output_->forward(intermediate_->forward(a), a);
+    return output_->forward_after_gelu(intermediate_->pre_activation(a), a);  // the tape keeps no gelu output
   }
   MultiHeadSelfAttention<T, D>& self_attention() noexcept { return attention_->self_attention(); }
   // The attention sub-block's output `a` of the last forward (B, N, H), for debugging.
