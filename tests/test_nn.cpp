@@ -216,6 +216,72 @@ TEST_CASE("check_layer: attention, transformer layer, residual blocks") {
   require_layer("Bottleneck (train)", block, randn<double>({2, 4, 5, 5}, gen), {.check_in_training = true, .expect_train_eval_differ = true});
 }
 
+TEST_CASE("attention_context: the composed ops with the same dropout mask, without keeping the probabilities") {
+  Generator gen(21);
+  const auto leaf = [&](const Shape& shape) { return randn<double>(shape, gen).requires_grad_(); };
+  const TensorD q = leaf({2, 3, 5, 4}), k = leaf({2, 3, 7, 4}), v = leaf({2, 3, 7, 6}), w = randn<double>({2, 3, 5, 6}, gen);
+  const double scale = 0.5;
+  Dropout<double> composed_drop(0.3, 9), fused_drop(0.3, 9);  // the same mask
+  const auto composed = [&] { return matmul(composed_drop(softmax(matmul(q, transpose(k, -1, -2)), -1, scale)), v); };
+  const auto fused = [&] { return attention_context(q, k, v, scale, fused_drop); };
+  // What each keeps for the backward besides q, k and v while its output lives:
+  // the composition keeps the probabilities and their dropout, 2 x (2, 3, 5, 7).
+  const auto block = [](std::int64_t values) { return (values * sizeof(double) + 63) / 64 * 64; };  // the allocator's rounding
+  const auto run = [&](const auto& op, int kept_probabilities) {
+    const std::size_t before = Allocator<cpu>::instance().live_bytes();
+    const TensorD y = op();
+    CHECK(Allocator<cpu>::instance().live_bytes() - before == block(y.numel()) + kept_probabilities * block(2 * 3 * 5 * 7));
+    sum(y * w).backward();
+    std::vector<TensorD> result{y.detach(), q.grad(), k.grad(), v.grad()};
+    for (const TensorD& t : {q, k, v}) t.zero_grad();
+    return result;
+  };
+  const auto expected = run(composed, 2), got = run(fused, 0);
+  CHECK(max(abs(got[0] - expected[0])).item() == 0.0);
+  for (std::size_t i = 1; i < got.size(); ++i) {
+    CHECK(max(abs(expected[i])).item() > 0.1);  // a gradient to compare
+    CHECK(max(abs(got[i] - expected[i])).item() < 1e-12);
+  }
+  CHECK_THROWS_WITH_AS(attention_context(q, k, transpose(v, -1, -2), scale, fused_drop),
+                       "attention_context: q (2, 3, 5, 4), k (2, 3, 7, 4) and v (2, 3, 6, 7) do not match", ShapeError);
+}
+
+TEST_CASE("checkpoint: the layer's values, gradients and dropout masks, keeping only its input") {
+  Generator gen(31);
+  MultiHeadSelfAttention<double> layer({.hidden_size = 8, .num_heads = 2, .attention_dropout = 0.3}, gen);
+  const TensorD leaf = randn<double>({2, 6, 8}, gen).requires_grad_(), w = randn<double>({2, 6, 8}, gen);
+  Generator& masks = dynamic_cast<Dropout<double>&>(*layer.named_children().back().second).generator();
+  const std::uint64_t start = masks.offset();
+  // Values, gradients (of the input's producer and of the parameters), the live
+  // bytes the forward leaves (output and tape), and where the mask generator ends.
+  const auto run = [&](const auto& forward) {
+    masks.set_state(masks.seed(), start);
+    const TensorD x = leaf * 2.0;  // an intermediate: its producer must get the gradient
+    const std::size_t before = Allocator<cpu>::instance().live_bytes();
+    const TensorD y = forward(x);
+    const std::size_t kept = Allocator<cpu>::instance().live_bytes() - before;
+    sum(y * w).backward();
+    std::vector<TensorD> values{y.detach(), leaf.grad()};
+    for (const auto& p : layer.parameters()) values.push_back(p.grad());
+    layer.zero_grad();
+    leaf.zero_grad();
+    return std::tuple{values, kept, masks.offset()};
+  };
+  const auto [expected, kept_plain, end_plain] = run([&](const TensorD& x) { return layer(x); });
+  const auto [got, kept_checkpointed, end_checkpointed] = run([&](const TensorD& x) { return checkpoint(layer, x); });
+  CHECK(end_plain == start + 2 * 2 * 6 * 6);  // one mask over (B, h, N, N) drawn
+  CHECK(end_checkpointed == end_plain);       // the recomputation redrew it, then gave the position back
+  CHECK(max(abs(got[0] - expected[0])).item() == 0.0);
+  REQUIRE(got.size() == expected.size());
+  CHECK(max(abs(expected[1])).item() > 0.1);  // a gradient to compare
+  for (std::size_t i = 1; i < got.size(); ++i) CHECK(max(abs(got[i] - expected[i])).item() < 1e-12);
+  CHECK(kept_checkpointed == 96 * sizeof(double));                // y alone (x existed before)
+  CHECK(kept_plain == kept_checkpointed + 3 * 96 * sizeof(double));  // y, q, k and v
+  layer.eval();
+  require_layer("checkpoint(MultiHeadSelfAttention)", layer, [&](const TensorD& x) { return checkpoint(layer, x); },
+                randn<double>({2, 5, 8}, gen), {.expect_train_eval_differ = true});
+}
+
 TEST_CASE("Dropout: seeded inverted dropout, identity in eval") {
   Dropout<float> drop(0.25, 7);
   const TensorF x = ones<float>({10000});

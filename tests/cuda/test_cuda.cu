@@ -424,7 +424,7 @@ TEST_CASE("harness: reductions and softmax") {
                  [](const auto& x) { return log_softmax(transpose(x[0], 0, 1), 1); }, kReduction, kReduction);
 }
 
-TEST_CASE("harness: matmul, batched matmul, linear, gelu_linear") {
+TEST_CASE("harness: matmul, batched matmul, linear, feed_forward") {
   SKIP_WITHOUT_DEVICE();
   const TensorF a = normal({37, 53}), b = normal({53, 29}), at = normal({53, 37}), bt = normal({29, 53});
   check_backends("matmul", {a, b}, {true, true}, [](const auto& x) { return matmul(x[0], x[1]); }, kReduction, kReduction);
@@ -449,8 +449,8 @@ TEST_CASE("harness: matmul, batched matmul, linear, gelu_linear") {
                  [](const auto& x) { return linear(x[0], x[1], x[2]); }, kReduction, kReduction);
   check_backends("linear without bias", {x3, w}, {true, true}, [](const auto& x) { return linear(x[0], x[1]); }, kReduction,
                  kReduction);
-  check_backends("gelu_linear", {x3, w, bias}, {true, true, true},
-                 [](const auto& x) { return gelu_linear(x[0], x[1], x[2]); }, kReduction, kReduction);
+  check_backends("feed_forward", {x3, normal({23, 19}), normal({23}), normal({11, 23}), normal({11})}, {true, true, true, true, true},
+                 [](const auto& x) { return feed_forward(x[0], x[1], x[2], x[3], x[4]); }, kReduction, kReduction);
   check_backends("matmul with an empty inner dim", {normal({3, 0}), normal({0, 4})}, {false, false},
                  [](const auto& x) { return matmul(x[0], x[1]); }, kExact, kExact);
 }

@@ -71,16 +71,22 @@ inline bool grad_enabled() { return grad_mode_flag(); }
 
 namespace metro {
 
-// Disables recording in its scope (evaluation, optimizer updates, backward itself).
-class NoGradGuard {
+// Switches recording on or off in its scope, restoring the previous mode after.
+class GradModeGuard {
  public:
-  NoGradGuard() : previous_(autograd::grad_mode_flag()) { autograd::grad_mode_flag() = false; }
-  ~NoGradGuard() { autograd::grad_mode_flag() = previous_; }
-  NoGradGuard(const NoGradGuard&) = delete;
-  NoGradGuard& operator=(const NoGradGuard&) = delete;
+  explicit GradModeGuard(bool enabled) : previous_(autograd::grad_mode_flag()) { autograd::grad_mode_flag() = enabled; }
+  ~GradModeGuard() { autograd::grad_mode_flag() = previous_; }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
 
  private:
   bool previous_;
+};
+
+// Disables recording in its scope (evaluation, optimizer updates, backward itself).
+class NoGradGuard : public GradModeGuard {
+ public:
+  NoGradGuard() : GradModeGuard(false) {}
 };
 
 // Forgets everything recorded on this thread (for a forward whose result will not be differentiated).

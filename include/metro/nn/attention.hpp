@@ -11,8 +11,10 @@
 // METRO Sec. 3.1: self-attention without a mask (all tokens attend to all tokens).
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include "metro/nn/activation.hpp"
+#include "metro/nn/checkpoint.hpp"
 #include "metro/nn/linear.hpp"
 #include "metro/nn/norm.hpp"
 
@@ -24,6 +26,11 @@ struct AttentionConfig {
   double hidden_dropout = 0.1;     // after each output dense
   double layer_norm_eps = 1e-12;
   Init init = Init::bert;
+  // Recompute the self-attention (the q, k, v projections and the attention) in
+  // the backward instead of keeping q, k and v (nn::checkpoint): 3 of the 8
+  // (B, N, H) tensors a layer keeps, 42 MB per layer at batch 8 with 445 tokens
+  // and H = 1024, for about 5% more time in a METRO training step.
+  bool checkpoint_self_attention = true;
 };
 
 struct TransformerLayerConfig {
@@ -31,29 +38,52 @@ struct TransformerLayerConfig {
   std::int64_t intermediate_size = 0;
 };
 
-// matmul(dropout(probs), v) for attention probabilities probs (B, h, N, N) and
-// values v (B, h, N, d). In training the dropped probabilities are not kept for
-// the backward (probs already is, by softmax): the backward redraws the same mask.
+// dropout(softmax(scale q k^T)) v for q, k, v (B, h, N, d) -> (B, h, N, d), the
+// attention of every head (METRO Sec. 3.1, as BERT's self-attention). One op that
+// keeps only q, k and v on the tape: the backward recomputes the (B, h, N, N)
+// probabilities (one batched GEMM and a softmax) and redraws the dropout mask, where
+// the composed ops would keep the probabilities, 25 MB per layer at batch 8 with
+// 445 tokens and 4 heads. The forward needs one (B, h, N, N) buffer, the backward
+// two. `probs`, when given, receives the probabilities.
 template <class T, class D>
-Tensor<T, D> dropout_matmul(const Tensor<T, D>& probs, const Tensor<T, D>& v, Dropout<T, D>& drop) {
-  if (!drop.is_training() || drop.p() == 0) return matmul(probs, v);
-  const Tensor<T, D> p = contiguous(probs.detach());
-  const std::uint64_t seed = drop.generator().seed();
-  const std::uint64_t first = drop.generator().reserve(static_cast<std::uint64_t>(p.numel()));
-  const auto dropped = [p, seed, first, rate = drop.p()] {
-    Tensor<T, D> out = empty<T, D>(p.shape());
-    detail::apply_dropout_mask<T, D>(p.data(), out.data(), p.numel(), seed, first, rate);
-    return out;
+Tensor<T, D> attention_context(const Tensor<T, D>& q, const Tensor<T, D>& k, const Tensor<T, D>& v, T scale, Dropout<T, D>& drop,
+                               Tensor<T, D>* probs = nullptr) {
+  const auto lead = [](const Tensor<T, D>& t) { return std::vector<std::int64_t>(t.shape().begin(), t.shape().end() - 2); };
+  if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim() || !(lead(k) == lead(q)) || !(lead(v) == lead(q)) ||
+      k.shape().back() != q.shape().back() || v.shape()[v.dim() - 2] != k.shape()[k.dim() - 2])
+    throw ShapeError("attention_context: q " + q.shape().str() + ", k " + k.shape().str() + " and v " + v.shape().str() + " do not match");
+  const auto probabilities = [q = q.detach(), k = k.detach(), scale] {
+    Tensor<T, D> p = metro::detail::matmul_forward(q, transpose(k, -1, -2));  // (B, h, N, N), softmax in place
+    const std::int64_t n = p.shape().back();
+    backend::Kernels<D>::softmax_rows(p.data(), p.data(), p.numel() / n, n, scale, false);
+    return p;
   };
-  Tensor<T, D> y = metro::detail::matmul_forward(dropped(), v.detach());
-  if (autograd::needs_grad(probs, v))
-    autograd::record(y, [tp = autograd::grad_target(probs), v, dropped, seed, first, rate = drop.p()](const Tensor<T, D>& g) {
-      if (v.requires_grad()) autograd::accumulate_grad(v, metro::detail::matmul_forward(transpose(dropped(), -1, -2), g));
-      if (tp.requires_grad()) {
-        Tensor<T, D> g_dropped = contiguous(metro::detail::matmul_forward(g, transpose(v.detach(), -1, -2)));
-        detail::apply_dropout_mask<T, D>(g_dropped.data(), g_dropped.data(), g_dropped.numel(), seed, first, rate);
-        autograd::accumulate_grad(tp, g_dropped);
+  Tensor<T, D> p = probabilities();
+  const bool dropping = drop.is_training() && drop.p() > 0;
+  const std::uint64_t seed = drop.generator().seed();
+  const std::uint64_t first = dropping ? drop.generator().reserve(static_cast<std::uint64_t>(p.numel())) : 0;
+  // dropout(t), in place when t may be overwritten, else into a copy.
+  const auto dropped = [dropping, seed, first, rate = drop.p()](Tensor<T, D> t, bool in_place) {
+    if (!dropping) return t;
+    if (!in_place) t = clone(t);
+    detail::apply_dropout_mask<T, D>(t.data(), t.data(), t.numel(), seed, first, rate);
+    return t;
+  };
+  if (probs) *probs = p;
+  p = dropped(p, !probs);
+  Tensor<T, D> y = metro::detail::matmul_forward(p, v.detach());
+  if (autograd::needs_grad(q, k, v))
+    autograd::record(y, [q, k, v, scale, probabilities, dropped](const Tensor<T, D>& g) {
+      Tensor<T, D> p = probabilities();  // (B, h, N, N)
+      if (q.requires_grad() || k.requires_grad()) {
+        // dL/d dropout(p), then dL/dp, then dL/d(q k^T), in place
+        Tensor<T, D> gs = dropped(contiguous(metro::detail::matmul_forward(g, transpose(v.detach(), -1, -2))), true);
+        const std::int64_t n = p.shape().back();
+        backend::Kernels<D>::softmax_rows_backward(p.data(), gs.data(), gs.data(), p.numel() / n, n, scale, false);
+        if (q.requires_grad()) autograd::accumulate_grad(q, metro::detail::matmul_forward(gs, k.detach()));
+        if (k.requires_grad()) autograd::accumulate_grad(k, metro::detail::matmul_forward(transpose(gs, -1, -2), q.detach()));
       }
+      if (v.requires_grad()) autograd::accumulate_grad(v, metro::detail::matmul_forward(transpose(dropped(p, true), -1, -2), g));
     });
   return y;
 }
@@ -83,9 +113,7 @@ class MultiHeadSelfAttention : public Layer<T, D> {
     const auto split_heads = [&](const Tensor<T, D>& t) { return permute(reshape(t, {batch, tokens, heads, head_size}), {0, 2, 1, 3}); };
     const Tensor<T, D> q = split_heads(query_->forward(x)), k = split_heads(key_->forward(x)), v = split_heads(value_->forward(x));
     const T scale = T(1) / std::sqrt(static_cast<T>(head_size));
-    Tensor<T, D> probs = softmax(matmul(q, transpose(k, -1, -2)), -1, scale);  // (B, h, N, N)
-    if (keep_attention_) last_attention_ = probs.detach();
-    const Tensor<T, D> context = dropout_matmul(probs, v, *dropout_);  // (B, h, N, d)
+    const Tensor<T, D> context = attention_context(q, k, v, scale, *dropout_, keep_attention_ ? &last_attention_ : nullptr);  // (B, h, N, d)
     return reshape(permute(context, {0, 2, 1, 3}), {batch, tokens, config_.hidden_size});
   }
 
@@ -102,6 +130,20 @@ class MultiHeadSelfAttention : public Layer<T, D> {
   Tensor<T, D> last_attention_;
 };
 
+// gelu_erf(dense(a)), (B, N, H) -> (B, N, I).
+template <class T, class D = cpu>
+class Intermediate : public Layer<T, D> {
+ public:
+  Intermediate(std::int64_t hidden, std::int64_t intermediate, Init init, Generator& gen) {
+    dense_ = this->register_module("dense", std::make_shared<Linear<T, D>>(LinearConfig{hidden, intermediate, true, init}, gen));
+  }
+  Tensor<T, D> forward(const Tensor<T, D>& x) override { return gelu(dense_->forward(x)); }
+  const Linear<T, D>& dense() const noexcept { return *dense_; }
+
+ private:
+  std::shared_ptr<Linear<T, D>> dense_;
+};
+
 // LayerNorm(dropout(dense(h)) + residual): BERT's SelfOutput and Output.
 template <class T, class D = cpu>
 class ResidualOutput : public Module<T, D> {
@@ -113,10 +155,11 @@ class ResidualOutput : public Module<T, D> {
   }
   // h (B, N, in), residual (B, N, H) -> (B, N, H)
   Tensor<T, D> forward(const Tensor<T, D>& h, const Tensor<T, D>& residual) { return finish(dense_->forward(h), residual); }
-  // The same on gelu(h), BERT's Output after the Intermediate, without keeping
-  // gelu(h) on the tape (gelu_linear recomputes it in the backward).
-  Tensor<T, D> forward_after_gelu(const Tensor<T, D>& h, const Tensor<T, D>& residual) {
-    return finish(gelu_linear(h, dense_->weight(), dense_->bias()), residual);
+  // BERT's Output after its Intermediate, LayerNorm(dropout(dense(intermediate(a))) + a)
+  // for a (B, N, H), through feed_forward: the tape keeps no (B, N, I) tensor.
+  Tensor<T, D> forward_after(const Intermediate<T, D>& intermediate, const Tensor<T, D>& a) {
+    const Linear<T, D>& inner = intermediate.dense();
+    return finish(feed_forward(a, inner.weight(), inner.bias(), dense_->weight(), dense_->bias()), a);
   }
 
  private:
@@ -133,32 +176,21 @@ class ResidualOutput : public Module<T, D> {
 template <class T, class D = cpu>
 class Attention : public Layer<T, D> {
  public:
-  explicit Attention(const AttentionConfig& config, Generator& gen = default_generator()) {
+  explicit Attention(const AttentionConfig& config, Generator& gen = default_generator())
+      : checkpoint_self_(config.checkpoint_self_attention) {
     self_ = this->register_module("self", std::make_shared<MultiHeadSelfAttention<T, D>>(config, gen));
     output_ = this->register_module("output", std::make_shared<ResidualOutput<T, D>>(config.hidden_size, config, gen));
   }
   // (B, N, H) -> (B, N, H)
-  Tensor<T, D> forward(const Tensor<T, D>& x) override { return output_->forward(self_->forward(x), x); }
+  Tensor<T, D> forward(const Tensor<T, D>& x) override {
+    return output_->forward(checkpoint_self_ ? checkpoint(*self_, x) : self_->forward(x), x);
+  }
   MultiHeadSelfAttention<T, D>& self_attention() noexcept { return *self_; }
 
  private:
+  bool checkpoint_self_;
   std::shared_ptr<MultiHeadSelfAttention<T, D>> self_;
   std::shared_ptr<ResidualOutput<T, D>> output_;
-};
-
-// gelu_erf(dense(a)), (B, N, H) -> (B, N, I).
-template <class T, class D = cpu>
-class Intermediate : public Layer<T, D> {
- public:
-  Intermediate(std::int64_t hidden, std::int64_t intermediate, Init init, Generator& gen) {
-    dense_ = this->register_module("dense", std::make_shared<Linear<T, D>>(LinearConfig{hidden, intermediate, true, init}, gen));
-  }
-  Tensor<T, D> forward(const Tensor<T, D>& x) override { return gelu(pre_activation(x)); }
-  // dense(x), the GELU's input (B, N, I).
-  Tensor<T, D> pre_activation(const Tensor<T, D>& x) { return dense_->forward(x); }
-
- private:
-  std::shared_ptr<Linear<T, D>> dense_;
 };
 
 // One post-LN BERT layer (HF BertLayer), (B, N, H) -> (B, N, H):
@@ -176,7 +208,7 @@ class TransformerLayer : public Layer<T, D> {
   Tensor<T, D> forward(const Tensor<T, D>& x) override {
     const Tensor<T, D> a = attention_->forward(x);  // (B, N, H)
     last_attention_output_ = a.detach();
-    return output_->forward_after_gelu(intermediate_->pre_activation(a), a);  // the tape keeps no gelu output
+    return output_->forward_after(*intermediate_, a);
   }
   MultiHeadSelfAttention<T, D>& self_attention() noexcept { return attention_->self_attention(); }
   // The attention sub-block's output `a` of the last forward (B, N, H), for debugging.

@@ -3,6 +3,7 @@
 #include "metro/nn/activation.hpp"
 #include "metro/nn/attention.hpp"
 #include "metro/nn/check_layer.hpp"
+#include "metro/nn/checkpoint.hpp"
 #include "metro/nn/init.hpp"
 #include "metro/nn/linear.hpp"
 #include "metro/nn/module.hpp"

@@ -112,7 +112,7 @@ template <class T, class D>
 Tensor<T, D> exp(const Tensor<T, D>& x) {
   Tensor<T, D> y = map(x, fn::Exp<T>{});
   if (autograd::needs_grad(x))
-    autograd::record(y, [x, y = y.detach()](const Tensor<T, D>& g) { autograd::accumulate_grad(x, map(g, y, std::multiplies<T>{})); });
+    autograd::record(y, [x = autograd::grad_target(x), y = y.detach()](const Tensor<T, D>& g) { autograd::accumulate_grad(x, map(g, y, std::multiplies<T>{})); });
   return y;
 }
 
@@ -147,7 +147,7 @@ template <class T, class D>
 Tensor<T, D> sqrt(const Tensor<T, D>& x) {
   Tensor<T, D> y = map(x, fn::Sqrt<T>{});
   if (autograd::needs_grad(x))
-    autograd::record(y, [x, y = y.detach()](const Tensor<T, D>& g) {
+    autograd::record(y, [x = autograd::grad_target(x), y = y.detach()](const Tensor<T, D>& g) {
       autograd::accumulate_grad(x, map(g, y, fn::SqrtBackward<T>{}));
     });
   return y;
@@ -232,7 +232,7 @@ template <class T, class D>
 Tensor<T, D> tanh(const Tensor<T, D>& x) {
   Tensor<T, D> y = map(x, fn::Tanh<T>{});
   if (autograd::needs_grad(x))
-    autograd::record(y, [x, y = y.detach()](const Tensor<T, D>& g) {
+    autograd::record(y, [x = autograd::grad_target(x), y = y.detach()](const Tensor<T, D>& g) {
       autograd::accumulate_grad(x, map(g, y, fn::TanhBackward<T>{}));
     });
   return y;
@@ -254,7 +254,7 @@ template <class T, class D>
 Tensor<T, D> sigmoid(const Tensor<T, D>& x) {
   Tensor<T, D> y = map(x, fn::Sigmoid<T>{});
   if (autograd::needs_grad(x))
-    autograd::record(y, [x, y = y.detach()](const Tensor<T, D>& g) {
+    autograd::record(y, [x = autograd::grad_target(x), y = y.detach()](const Tensor<T, D>& g) {
       autograd::accumulate_grad(x, map(g, y, fn::SigmoidBackward<T>{}));
     });
   return y;

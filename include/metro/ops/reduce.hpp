@@ -182,9 +182,9 @@ Tensor<T, D> softmax_last(const Tensor<T, D>& x, T scale, bool log) {
   Tensor<T, D> y = empty<T, D>(x.shape());
   backend::Kernels<D>::softmax_rows(input.data(), y.data(), rows, n, scale, log);
   if (autograd::needs_grad(x))
-    autograd::record(y, [x, y = y.detach(), rows, n, scale, log](const Tensor<T, D>& g) {
+    autograd::record(y, [x = autograd::grad_target(x), y = y.detach(), rows, n, scale, log](const Tensor<T, D>& g) {
       const Tensor<T, D> gy = contiguous(g);
-      Tensor<T, D> gx = empty<T, D>(x.shape());
+      Tensor<T, D> gx = empty<T, D>(x.shape);
       backend::Kernels<D>::softmax_rows_backward(y.data(), gy.data(), gx.data(), rows, n, scale, log);
       autograd::accumulate_grad(x, gx);
     });
