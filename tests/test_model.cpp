@@ -157,6 +157,14 @@ TEST_CASE("config survives a JSON round trip") {
   CHECK(to_json(back).dump() == to_json(c).dump());
   CHECK(back.upsample_sizes == std::vector<std::int64_t>{778});
   CHECK(back.token_mode == TokenMode::global);
+  CHECK(back.blocks.at(0).checkpoint_self_attention);
+  // small() keeps its activations; a config written before the flag existed means "checkpoint".
+  io::json::Value small_json = to_json(small(108, {431, 6890}));
+  CHECK_FALSE(config_from_json(small_json).blocks.at(2).checkpoint_self_attention);
+  for (auto& [name, blocks] : small_json.as_object())
+    if (name == "blocks")
+      for (auto& block : blocks.as_array()) std::erase_if(block.as_object(), [](const auto& f) { return f.first == "checkpoint_self_attention"; });
+  CHECK(config_from_json(small_json).blocks.at(2).checkpoint_self_attention);
 }
 
 // The full-size forward costs minutes under the sanitizers and exercises no code

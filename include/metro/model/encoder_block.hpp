@@ -45,7 +45,8 @@ class MetroEncoderBlock : public nn::Layer<T, D> {
     img_embedding_ = this->register_module("img_embedding", std::make_shared<nn::Linear<T, D>>(LinearConfig{config.in, config.hidden, true, Init::bert}, gen));
     position_embeddings_ = this->register_module("position_embeddings", std::make_shared<nn::Embedding<T, D>>(nn::EmbeddingConfig{position_rows, config.hidden}, gen));
     dropout_ = this->register_module("dropout", std::make_shared<nn::Dropout<T, D>>(dropout, nn::fresh_seed(gen)));
-    const nn::TransformerLayerConfig layer{{config.hidden, config.heads, dropout, dropout, 1e-12, Init::bert}, config.intermediate};
+    const nn::TransformerLayerConfig layer{{config.hidden, config.heads, dropout, dropout, 1e-12, Init::bert, config.checkpoint_self_attention},
+                                           config.intermediate};
     encoder_ = this->register_module("encoder", std::make_shared<BertEncoder<T, D>>(layer, config.layers, gen));
     cls_head_ = this->register_module("cls_head", std::make_shared<nn::Linear<T, D>>(LinearConfig{config.hidden, config.out, true, Init::bert}, gen));
     residual_ = this->register_module("residual", std::make_shared<nn::Linear<T, D>>(LinearConfig{config.in, config.out, true, Init::bert}, gen));
