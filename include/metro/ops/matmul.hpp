@@ -170,7 +170,8 @@ Tensor<T, D> feed_forward(const Tensor<T, D>& x, const Tensor<T, D>& w1, const T
   gelu_into(act, act);
   Tensor<T, D> y = detail::affine_forward(act, v2, c2, x.shape());  // (..., out)
   if (autograd::needs_grad(x, w1, b1, w2, b2))
-    autograd::record(y, [x, w1, b1, w2, b2, rows, v1, v2, pre_activation, gelu_into, inner, out](const Tensor<T, D>& g) {
+    autograd::record(y, [x = autograd::grad_target(x), w1, b1, w2, b2, rows, v1, v2, pre_activation, gelu_into, inner,
+                         out](const Tensor<T, D>& g) {
       const Tensor<T, D> pre = pre_activation();
       Tensor<T, D> act = empty<T, D>(pre.shape());
       gelu_into(pre, act);
@@ -181,7 +182,7 @@ Tensor<T, D> feed_forward(const Tensor<T, D>& x, const Tensor<T, D>& w1, const T
       backend::Kernels<D>::gemm(detail::matrix_view(g2, 0), {v2.data(), out, inner, inner, 1}, g_pre.data(), inner, false);
       backend::Kernels<D>::gelu_backward(pre.data(), g_pre.data(), g_pre.data(), pre.numel());
       detail::affine_parameter_grads(w1, b1, g_pre, [&] { return rows; });
-      if (x.requires_grad()) autograd::accumulate_grad(x, reshape(detail::matmul_forward(g_pre, v1), x.shape()));
+      if (x.requires_grad()) autograd::accumulate_grad(x, reshape(detail::matmul_forward(g_pre, v1), x.shape));
     });
   return y;
 }
