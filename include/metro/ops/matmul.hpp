@@ -97,6 +97,14 @@ void check_linear(const char* op, const Tensor<T, D>& x, const Tensor<T, D>& wei
     throw ShapeError(std::string(op) + ": bias " + bias.shape().str() + " does not match weight " + weight.shape().str());
 }
 
+// x (..., in) as the (R, in) rows of a GEMM operand, without a copy where the
+// strides allow one (detached: the values, for forward and backward products).
+template <class T, class D>
+Tensor<T, D> gemm_rows(const Tensor<T, D>& x, std::int64_t in) {
+  const Tensor<T, D> rows = reshape(x.detach(), {-1, in});
+  return eigen_mappable(rows) ? rows : contiguous(rows);
+}
+
 // y = rows w^T + b (no autograd) for rows (R, in) laid out for the GEMM, w (out, in)
 // and b (out) contiguous, returned with `shape`'s last dim set to out: the rows of
 // y start as the bias and the GEMM accumulates into them.
@@ -132,9 +140,7 @@ template <class T, class D>
 Tensor<T, D> linear(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Tensor<T, D>& bias = {}) {
   detail::check_linear("linear", x, weight, bias);
   if (!bias.defined()) return matmul(x, transpose(weight, 0, 1));
-  const std::int64_t in = weight.shape()[1];
-  Tensor<T, D> rows = reshape(x.detach(), {-1, in});  // (R, in)
-  if (!detail::eigen_mappable(rows)) rows = contiguous(rows);
+  const Tensor<T, D> rows = detail::gemm_rows(x, weight.shape()[1]);  // (R, in)
   const Tensor<T, D> w = contiguous(weight.detach());
   Tensor<T, D> y = detail::affine_forward(rows, w, contiguous(bias.detach()), x.shape());
   if (autograd::needs_grad(x, weight, bias))
@@ -161,7 +167,7 @@ Tensor<T, D> feed_forward(const Tensor<T, D>& x, const Tensor<T, D>& w1, const T
     throw ShapeError("feed_forward: second weight " + w2.shape().str() + " and bias " + b2.shape().str() +
                      " do not follow first weight " + w1.shape().str());
   const std::int64_t inner = w1.shape()[0], out = w2.shape()[0];
-  const Tensor<T, D> rows = contiguous(reshape(x.detach(), {-1, w1.shape()[1]}));  // (R, in)
+  const Tensor<T, D> rows = detail::gemm_rows(x, w1.shape()[1]);  // (R, in)
   const Tensor<T, D> v1 = contiguous(w1.detach()), c1 = contiguous(b1.detach());
   const Tensor<T, D> v2 = contiguous(w2.detach()), c2 = contiguous(b2.detach());
   const auto pre_activation = [rows, v1, c1] { return detail::affine_forward(rows, v1, c1, rows.shape()); };  // (R, I)
