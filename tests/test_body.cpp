@@ -216,6 +216,39 @@ TEST_CASE("posing: the rest pose returns the rest mesh, rotations move the limbs
   CHECK_THROWS_AS(model().pose(ShapeParams{}, wrong), metro::ShapeError);
 }
 
+TEST_CASE("Rodrigues' formula, its inverse and bone transform composition") {
+  metro::Generator rng(11);
+  for (int trial = 0; trial < 50; ++trial) {
+    const Vec3 axis_angle = Vec3(rng.normal<float>(0, 1), rng.normal<float>(0, 1), rng.normal<float>(0, 1)).normalized() *
+                            rng.uniform<float>(0.01f, 3.1f);
+    const Eigen::Matrix3f r = rotation_from_axis_angle(axis_angle);
+    const Eigen::Matrix3f expected = Eigen::AngleAxisf(axis_angle.norm(), axis_angle.normalized()).toRotationMatrix();
+    CHECK((r - expected).cwiseAbs().maxCoeff() < 2e-6f);
+    CHECK((r * r.transpose() - Eigen::Matrix3f::Identity()).cwiseAbs().maxCoeff() < 2e-6f);
+    CHECK((axis_angle_from_rotation(r) - axis_angle).norm() < 1e-4f);
+  }
+  CHECK(rotation_from_axis_angle(Vec3::Zero()) == Eigen::Matrix3f::Identity());
+  // (outer after inner)(v) == outer(inner(v))
+  const BoneTransform inner{rotation_from_axis_angle(Vec3(0.3f, -0.2f, 0.5f)), Vec3(0.1f, 0.2f, -0.3f)};
+  const BoneTransform outer{2.0f * rotation_from_axis_angle(Vec3(-1.0f, 0.4f, 0.1f)), Vec3(-0.5f, 0.0f, 1.0f)};
+  const Vec3 v(0.7f, -0.4f, 0.25f);
+  CHECK((outer.after(inner)(v) - outer(inner(v))).norm() < 1e-6f);
+}
+
+TEST_CASE("closest_barycentric: inside the triangle, beyond an edge, beyond a corner, degenerate") {
+  const Vec3 a(0, 0, 0), b(1, 0, 0), c(0, 1, 0);
+  const auto closest = [&](const Vec3& p) { return detail::closest_barycentric(p, a, b, c); };
+  CHECK((closest(Vec3(0.2f, 0.3f, 0.5f)) - Vec3(0.5f, 0.2f, 0.3f)).norm() < 1e-6f);  // projected inside
+  CHECK((closest(Vec3(0.5f, -1.0f, 0.0f)) - Vec3(0.5f, 0.5f, 0.0f)).norm() < 1e-6f);  // below edge ab
+  CHECK((closest(Vec3(2.0f, 2.0f, 0.0f)) - Vec3(0.0f, 0.5f, 0.5f)).norm() < 1e-6f);   // beyond edge bc
+  CHECK((closest(Vec3(-1.0f, -1.0f, 0.0f)) - Vec3(1.0f, 0.0f, 0.0f)).norm() < 1e-6f);  // beyond corner a
+  // A degenerate (collinear) triangle falls back to its edges.
+  const Vec3 weights = detail::closest_barycentric(Vec3(0.5f, 1.0f, 0.0f), a, b, Vec3(2, 0, 0));
+  CHECK(weights.minCoeff() >= 0.0f);
+  CHECK(weights.sum() == doctest::Approx(1.0f));
+  CHECK((weights.x() * a + weights.y() * b + weights.z() * Vec3(2, 0, 0) - Vec3(0.5f, 0, 0)).norm() < 1e-6f);
+}
+
 TEST_CASE("shape parameters change stature and girth as documented") {
   ShapeParams tall, heavy;
   tall.values[0] = 2.0f;

@@ -134,14 +134,14 @@ class BodyModel {
   }
 
   // The 14 evaluation joints from the posed skeleton; the head top rides on the head bone.
-  std::vector<Eigen::Vector3f> evaluation_joints(const std::vector<Eigen::Affine3f>& world, const std::vector<Eigen::Matrix3f>& scale) const {
+  std::vector<Eigen::Vector3f> evaluation_joints(const std::vector<BoneTransform>& world, const std::vector<Eigen::Matrix3f>& scale) const {
     static constexpr std::array<int, kNumJoints - 1> from_skeleton{right_ankle, right_knee, right_hip, left_hip, left_knee, left_ankle,
                                                                    right_wrist, right_elbow, right_shoulder, left_shoulder, left_elbow,
                                                                    left_wrist, neck};
     std::vector<Eigen::Vector3f> joints;
-    for (int j : from_skeleton) joints.push_back(world[j].translation());
+    for (int j : from_skeleton) joints.push_back(world[j].translation);
     const Eigen::Vector3f head_offset = scale[head] * (mannequin::rest_head_top() - skeleton_.positions[head]);
-    joints.push_back(world[head].linear() * head_offset + world[head].translation());
+    joints.push_back(world[head](head_offset));
     return joints;
   }
 

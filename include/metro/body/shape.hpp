@@ -94,13 +94,9 @@ inline Skeleton shaped_skeleton(const Skeleton& rest, const std::vector<Eigen::M
 }
 
 // (J) affine maps v -> J'_b + L_b (v - J_b) that take the rest body to the shaped one.
-inline std::vector<Eigen::Affine3f> shape_transforms(const Skeleton& rest, const Skeleton& shaped, const std::vector<Eigen::Matrix3f>& scale) {
-  std::vector<Eigen::Affine3f> transforms(rest.parents.size());
-  for (int j = 0; j < rest.size(); ++j) {
-    transforms[j].linear() = scale[j];
-    transforms[j].translation() = shaped.positions[j] - scale[j] * rest.positions[j];
-    transforms[j].makeAffine();
-  }
+inline std::vector<BoneTransform> shape_transforms(const Skeleton& rest, const Skeleton& shaped, const std::vector<Eigen::Matrix3f>& scale) {
+  std::vector<BoneTransform> transforms(rest.parents.size());
+  for (int j = 0; j < rest.size(); ++j) transforms[j] = {scale[j], shaped.positions[j] - scale[j] * rest.positions[j]};
   return transforms;
 }
 

@@ -227,12 +227,16 @@ class SymmetricEdgeCollapser {
 
 // Closest point of triangle (a, b, c) to p, as barycentric weights (>= 0, sum 1).
 inline Eigen::Vector3f closest_barycentric(const Eigen::Vector3f& p, const Eigen::Vector3f& a, const Eigen::Vector3f& b, const Eigen::Vector3f& c) {
+  // The plane's closest point a + s ab + t ac solves the 2x2 normal equations
+  // [ab.ab ab.ac; ab.ac ac.ac] (s, t) = (ab.ap, ac.ap), here by Cramer's rule.
   const Eigen::Vector3f ab = b - a, ac = c - a, ap = p - a;
-  Eigen::Matrix2f gram;
-  gram << ab.dot(ab), ab.dot(ac), ab.dot(ac), ac.dot(ac);
-  const Eigen::Vector2f st = gram.ldlt().solve(Eigen::Vector2f(ab.dot(ap), ac.dot(ap)));
-  if (st.minCoeff() >= 0.0f && st.sum() <= 1.0f) return {1.0f - st.sum(), st.x(), st.y()};
-  // Outside: the best of the three edges.
+  const float g00 = ab.dot(ab), g01 = ab.dot(ac), g11 = ac.dot(ac), r0 = ab.dot(ap), r1 = ac.dot(ap);
+  const float det = g00 * g11 - g01 * g01;  // > 0 unless the triangle is degenerate
+  if (det > 0.0f) {
+    const float s = (g11 * r0 - g01 * r1) / det, t = (g00 * r1 - g01 * r0) / det;
+    if (s >= 0.0f && t >= 0.0f && s + t <= 1.0f) return {1.0f - s - t, s, t};
+  }
+  // Outside (or degenerate): the best of the three edges.
   Eigen::Vector3f best = Eigen::Vector3f(1, 0, 0);
   float best_distance = (p - a).squaredNorm();
   const std::array<Eigen::Vector3f, 3> corner{a, b, c};

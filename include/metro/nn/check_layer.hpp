@@ -6,6 +6,7 @@
 //   3. train and eval modes differ exactly when expected (Dropout, BatchNorm).
 // The module's mode, buffers and gradients are restored afterwards.
 #include <cmath>
+#include <concepts>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -121,8 +122,10 @@ CheckLayerResult check_layer(Module<double>& net, Forward forward, const TensorD
   return result;
 }
 
-// For single-input layers.
-inline CheckLayerResult check_layer(Layer<double>& layer, const TensorD& input, const CheckLayerOptions& o = {}) {
+// For single-input layers. A template, so that a translation unit that never calls
+// it does not instantiate the float64 checker (compile time).
+template <std::derived_from<Layer<double>> L>
+CheckLayerResult check_layer(L& layer, const TensorD& input, const CheckLayerOptions& o = {}) {
   return check_layer(layer, [&](const TensorD& x) { return layer.forward(x); }, input, o);
 }
 

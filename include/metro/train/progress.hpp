@@ -4,6 +4,7 @@
 // and of the periodic evaluations.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
