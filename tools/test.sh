@@ -31,6 +31,9 @@ OMP_NUM_THREADS=2 ctest --test-dir build --output-on-failure
 echo "== Code snippets in README.md and docs/ compile"
 tools/check_doc_snippets.sh
 
+echo "== Every header compiles on its own"
+tools/check_headers.sh
+
 echo "== Installed package, used by a separate project (tests/consumer)"
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
