@@ -92,7 +92,7 @@ inline std::vector<Eigen::Vector3f> linear_blend_skinning(const std::vector<Eige
                                                           const Skeleton& skeleton, const std::vector<BoneTransform>& world) {
   std::vector<BoneTransform> bone_transforms(world.size());
   for (std::size_t j = 0; j < world.size(); ++j)
-    bone_transforms[j] = world[j].after(BoneTransform{Eigen::Matrix3f::Identity(), -skeleton.positions[j]});
+    bone_transforms[j] = {world[j].linear, world[j](-skeleton.positions[j])};  // v -> G_j (v - J_j)
   return blend_transforms(rest_vertices, skin, bone_transforms);
 }
 
