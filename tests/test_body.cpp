@@ -10,15 +10,23 @@
 #include "metro/body/body_model.hpp"
 
 using namespace metro::body;
-using Vec3 = Eigen::Vector3f;
+using Vec3 = metro::Vec3f;
 
 namespace {
 
 const BodyModel& model() { return BodyModel::get(); }
 
+Eigen::Vector3f to_eigen(const Vec3& v) { return {v.x(), v.y(), v.z()}; }
+Eigen::Matrix3f to_eigen(const metro::Mat3f& m) {
+  Eigen::Matrix3f out;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) out(i, j) = m(i, j);
+  return out;
+}
+
 Eigen::MatrixXf to_matrix(const std::vector<Vec3>& points) {
   Eigen::MatrixXf m(static_cast<int>(points.size()), 3);
-  for (std::size_t i = 0; i < points.size(); ++i) m.row(static_cast<int>(i)) = points[i].transpose();
+  for (std::size_t i = 0; i < points.size(); ++i) m.row(static_cast<int>(i)) << points[i].x(), points[i].y(), points[i].z();
   return m;
 }
 
@@ -26,12 +34,12 @@ Eigen::MatrixXf to_matrix(const std::vector<Vec3>& points) {
 double regressor_error(const PosedBody& body) {
   const Eigen::MatrixXf regressed = model().joint_regressor() * to_matrix(body.vertices);
   double total = 0.0;
-  for (int j = 0; j < kNumJoints; ++j) total += (regressed.row(j).transpose() - body.joints[j]).norm();
+  for (int j = 0; j < kNumJoints; ++j) total += (Vec3(regressed(j, 0), regressed(j, 1), regressed(j, 2)) - body.joints[j]).norm();
   return total / kNumJoints;
 }
 
 // Edge -> number of faces using it.
-std::map<std::pair<int, int>, int> edge_face_counts(const std::vector<Eigen::Vector3i>& faces) {
+std::map<std::pair<int, int>, int> edge_face_counts(const std::vector<metro::Vec3i>& faces) {
   std::map<std::pair<int, int>, int> counts;
   for (const auto& f : faces)
     for (int k = 0; k < 3; ++k) ++counts[{std::min(f[k], f[(k + 1) % 3]), std::max(f[k], f[(k + 1) % 3])}];
@@ -216,18 +224,44 @@ TEST_CASE("posing: the rest pose returns the rest mesh, rotations move the limbs
   CHECK_THROWS_AS(model().pose(ShapeParams{}, wrong), metro::ShapeError);
 }
 
+TEST_CASE("Vec3f and Mat3f agree with Eigen") {
+  metro::Generator rng(5);
+  const auto random_vec = [&] { return Vec3(rng.normal<float>(0, 1), rng.normal<float>(0, 1), rng.normal<float>(0, 1)); };
+  for (int trial = 0; trial < 20; ++trial) {
+    const Vec3 a = random_vec(), b = random_vec(), c = random_vec();
+    const metro::Mat3f m = metro::Mat3f::FromColumns(a, b, c), n = metro::outer(b, c) + 0.5f * metro::Mat3f::Identity();
+    Eigen::Matrix3f em, en;
+    em << to_eigen(a), to_eigen(b), to_eigen(c);
+    en = to_eigen(b) * to_eigen(c).transpose() + 0.5f * Eigen::Matrix3f::Identity();
+    CHECK((to_eigen(m) - em).cwiseAbs().maxCoeff() == 0.0f);
+    CHECK((to_eigen(n) - en).cwiseAbs().maxCoeff() < 1e-6f);
+    CHECK((to_eigen(m * n) - em * en).cwiseAbs().maxCoeff() < 1e-5f);
+    CHECK((to_eigen(m.transpose() * a) - em.transpose() * to_eigen(a)).norm() < 1e-5f);
+    CHECK(m.determinant() == doctest::Approx(em.determinant()).epsilon(1e-5));
+    CHECK((to_eigen(a.cross(b)) - to_eigen(a).cross(to_eigen(b))).norm() < 1e-6f);
+    CHECK(a.dot(b) == doctest::Approx(to_eigen(a).dot(to_eigen(b))).epsilon(1e-6));
+    CHECK((to_eigen(a.normalized()) - to_eigen(a).normalized()).norm() < 1e-6f);
+    CHECK((to_eigen(a.cwiseMin(b).cwiseProduct(c)) - to_eigen(a).cwiseMin(to_eigen(b)).cwiseProduct(to_eigen(c))).norm() == 0.0f);
+    CHECK(m.col(1) == b);
+    CHECK(m.trace() == doctest::Approx(em.trace()));
+  }
+  CHECK(Vec3::Zero().normalized() == Vec3::Zero());
+  CHECK((Vec3(1, 2, 3) - 2.0f * Vec3::Ones()) / 2.0f == Vec3(-0.5f, 0.0f, 0.5f));
+  CHECK(Vec3(1.9f, -0.5f, 3.0f).cast<int>() == metro::Vec3i(1, 0, 3));
+}
+
 TEST_CASE("Rodrigues' formula, its inverse and bone transform composition") {
   metro::Generator rng(11);
   for (int trial = 0; trial < 50; ++trial) {
     const Vec3 axis_angle = Vec3(rng.normal<float>(0, 1), rng.normal<float>(0, 1), rng.normal<float>(0, 1)).normalized() *
                             rng.uniform<float>(0.01f, 3.1f);
-    const Eigen::Matrix3f r = rotation_from_axis_angle(axis_angle);
-    const Eigen::Matrix3f expected = Eigen::AngleAxisf(axis_angle.norm(), axis_angle.normalized()).toRotationMatrix();
-    CHECK((r - expected).cwiseAbs().maxCoeff() < 2e-6f);
-    CHECK((r * r.transpose() - Eigen::Matrix3f::Identity()).cwiseAbs().maxCoeff() < 2e-6f);
+    const metro::Mat3f r = rotation_from_axis_angle(axis_angle);
+    const Eigen::Matrix3f expected = Eigen::AngleAxisf(axis_angle.norm(), to_eigen(axis_angle.normalized())).toRotationMatrix();
+    CHECK((to_eigen(r) - expected).cwiseAbs().maxCoeff() < 2e-6f);
+    CHECK((to_eigen(r * r.transpose()) - Eigen::Matrix3f::Identity()).cwiseAbs().maxCoeff() < 2e-6f);
     CHECK((axis_angle_from_rotation(r) - axis_angle).norm() < 1e-4f);
   }
-  CHECK(rotation_from_axis_angle(Vec3::Zero()) == Eigen::Matrix3f::Identity());
+  CHECK(rotation_from_axis_angle(Vec3::Zero()) == metro::Mat3f::Identity());
   // (outer after inner)(v) == outer(inner(v))
   const BoneTransform inner{rotation_from_axis_angle(Vec3(0.3f, -0.2f, 0.5f)), Vec3(0.1f, 0.2f, -0.3f)};
   const BoneTransform outer{2.0f * rotation_from_axis_angle(Vec3(-1.0f, 0.4f, 0.1f)), Vec3(-0.5f, 0.0f, 1.0f)};

@@ -39,15 +39,15 @@ struct ScratchDir {
 
 // An axis-aligned cube of side `side` centered at `center` (12 triangles).
 struct TestMesh {
-  std::vector<Eigen::Vector3f> vertices;
-  std::vector<Eigen::Vector3i> faces;
+  std::vector<metro::Vec3f> vertices;
+  std::vector<metro::Vec3i> faces;
   render::MeshView view() const { return {vertices, faces}; }
 };
 
-TestMesh cube(const Eigen::Vector3f& center, float side) {
+TestMesh cube(const metro::Vec3f& center, float side) {
   TestMesh mesh;
   for (int i = 0; i < 8; ++i) {
-    mesh.vertices.push_back(center + 0.5f * side * Eigen::Vector3f(i & 1 ? 1 : -1, i & 2 ? 1 : -1, i & 4 ? 1 : -1));
+    mesh.vertices.push_back(center + 0.5f * side * metro::Vec3f(i & 1 ? 1 : -1, i & 2 ? 1 : -1, i & 4 ? 1 : -1));
   }
   const int quads[6][4] = {{0, 1, 3, 2}, {4, 6, 7, 5}, {0, 4, 5, 1}, {2, 3, 7, 6}, {0, 2, 6, 4}, {1, 5, 7, 3}};
   for (const auto& q : quads) {
@@ -58,13 +58,13 @@ TestMesh cube(const Eigen::Vector3f& center, float side) {
 }
 
 // A UV sphere (rings x segments) of radius r at `center`.
-TestMesh sphere(const Eigen::Vector3f& center, float radius, int rings = 24, int segments = 48) {
+TestMesh sphere(const metro::Vec3f& center, float radius, int rings = 24, int segments = 48) {
   TestMesh mesh;
   for (int i = 0; i <= rings; ++i) {
     const float theta = std::numbers::pi_v<float> * i / rings;
     for (int j = 0; j < segments; ++j) {
       const float phi = 2 * std::numbers::pi_v<float> * j / segments;
-      mesh.vertices.push_back(center + radius * Eigen::Vector3f(std::sin(theta) * std::cos(phi), std::cos(theta),
+      mesh.vertices.push_back(center + radius * metro::Vec3f(std::sin(theta) * std::cos(phi), std::cos(theta),
                                                                  std::sin(theta) * std::sin(phi)));
     }
   }
@@ -91,11 +91,11 @@ TEST_CASE("rasterizer: a sphere's silhouette is a disc of the projected radius")
   const render::Camera camera{200, 200, 64, 64};
   const render::Image mask = render::silhouette(ball.view(), camera, 128, 128);
   // Projected radius of a sphere: f * r / sqrt(d^2 - r^2) (d = distance to the center).
-  const float d = Eigen::Vector3f(0.1f, -0.05f, 3.0f).norm();
+  const float d = metro::Vec3f(0.1f, -0.05f, 3.0f).norm();
   const float radius = 200 * 0.5f / std::sqrt(d * d - 0.25f);
   const float expected_area = std::numbers::pi_v<float> * radius * radius;
   CHECK(count_nonzero(mask) == doctest::Approx(expected_area).epsilon(0.03));
-  const Eigen::Vector2f c = camera.project({0.1f, -0.05f, 3.0f});
+  const metro::Vec2f c = camera.project({0.1f, -0.05f, 3.0f});
   CHECK(mask.at(static_cast<int>(c.x()), static_cast<int>(c.y()))[0] == 255);
   CHECK(mask.at(2, 2)[0] == 0);
 }
@@ -103,7 +103,7 @@ TEST_CASE("rasterizer: a sphere's silhouette is a disc of the projected radius")
 TEST_CASE("rasterizer: the depth buffer keeps the nearest surface") {
   const TestMesh near_cube = cube({0, 0, 2.0f}, 0.4f), far_cube = cube({0.2f, 0, 4.0f}, 1.0f);
   TestMesh both = far_cube;
-  for (const auto& f : near_cube.faces) both.faces.push_back(f + Eigen::Vector3i::Constant(8));
+  for (const auto& f : near_cube.faces) both.faces.push_back(f + metro::Vec3i::Constant(8));
   both.vertices.insert(both.vertices.end(), near_cube.vertices.begin(), near_cube.vertices.end());
   const render::VisibilityBuffer buffer = render::rasterize(both.view(), {100, 100, 32, 32}, 64, 64);
   // Center pixel: the near cube's front face at z = 1.8; the pixel ray hits it at z = 1.8.
@@ -114,10 +114,10 @@ TEST_CASE("rasterizer: the depth buffer keeps the nearest surface") {
   CHECK(std::isinf(buffer.depth[buffer.index(1, 1)]));
   // Perspective-correct barycentrics reproduce the 3D point on the surface.
   const std::size_t i = buffer.index(40, 27);
-  const Eigen::Vector3i& face = both.faces[buffer.face[i]];
-  const Eigen::Vector3f& w = buffer.barycentric[i];
-  const Eigen::Vector3f point = w[0] * both.vertices[face[0]] + w[1] * both.vertices[face[1]] + w[2] * both.vertices[face[2]];
-  const Eigen::Vector2f pixel = render::Camera{100, 100, 32, 32}.project(point);
+  const metro::Vec3i& face = both.faces[buffer.face[i]];
+  const metro::Vec3f& w = buffer.barycentric[i];
+  const metro::Vec3f point = w[0] * both.vertices[face[0]] + w[1] * both.vertices[face[1]] + w[2] * both.vertices[face[2]];
+  const metro::Vec2f pixel = render::Camera{100, 100, 32, 32}.project(point);
   CHECK(pixel.x() == doctest::Approx(40.5f).epsilon(1e-4));
   CHECK(pixel.y() == doctest::Approx(27.5f).epsilon(1e-4));
   CHECK(point.z() == doctest::Approx(buffer.depth[i]).epsilon(1e-5));
@@ -127,7 +127,7 @@ TEST_CASE("rasterizer: Lambert shading is brighter facing the light, overlay ble
   const TestMesh ball = sphere({0, 0, 3.0f}, 0.8f);
   const std::vector<render::Color> white(ball.vertices.size(), render::Color{1, 1, 1});
   render::Lighting light;
-  light.to_light = Eigen::Vector3f(-1, 0, 0);  // from the left (camera x points right)
+  light.to_light = metro::Vec3f(-1, 0, 0);  // from the left (camera x points right)
   render::Image image(64, 64, 3, 0);
   render::render_over(image, ball.view(), white, {80, 80, 32, 32}, light, 2, 1.0f);
   CHECK(image.at(20, 32)[0] > image.at(44, 32)[0] + 60);
@@ -326,7 +326,7 @@ TEST_CASE("augment: flipping twice is the identity; a flip mirrors and swaps") {
     CHECK((twice[i + 1] + 1) * kTinySize / 2 == doctest::Approx(labels.joints_2d[i + 1]));
   }
   std::vector<float> vertices_once(labels.vertices.size()), vertices_twice(labels.vertices.size());
-  const Eigen::Vector3f zero = Eigen::Vector3f::Zero();
+  const metro::Vec3f zero = metro::Vec3f::Zero();
   data::transform_points_3d(labels.vertices, 3, zero, crop, tiny_vertex_symmetry(), vertices_once);
   CHECK(vertices_once[0] == -labels.vertices[3]);
   CHECK(vertices_once[2] == labels.vertices[5]);
@@ -416,8 +416,8 @@ render::Camera camera_of(const data::SampleAnnotation& a) {
   return {a.intrinsics[0], a.intrinsics[1], a.intrinsics[2], a.intrinsics[3]};
 }
 
-std::vector<Eigen::Vector3f> points_of(const std::vector<float>& flat, int stride) {
-  std::vector<Eigen::Vector3f> points;
+std::vector<metro::Vec3f> points_of(const std::vector<float>& flat, int stride) {
+  std::vector<metro::Vec3f> points;
   for (std::size_t i = 0; i + 2 < flat.size(); i += stride) points.emplace_back(flat[i], flat[i + 1], flat[i + 2]);
   return points;
 }
@@ -428,9 +428,9 @@ TEST_CASE("synth: 3D joints projected with the stored camera give the 2D joints"
   for (const data::SynthSample& sample : synthetic_samples()) {
     const data::SampleAnnotation& a = sample.annotation;
     REQUIRE(a.joints_2d.size() == 3u * body::kNumJoints);
-    const std::vector<Eigen::Vector3f> joints = points_of(a.joints_3d, 4);
+    const std::vector<metro::Vec3f> joints = points_of(a.joints_3d, 4);
     for (int j = 0; j < body::kNumJoints; ++j) {
-      const Eigen::Vector2f projected = camera_of(a).project(joints[j]);
+      const metro::Vec2f projected = camera_of(a).project(joints[j]);
       CHECK(std::abs(projected.x() - a.joints_2d[3 * j]) < 0.5f);
       CHECK(std::abs(projected.y() - a.joints_2d[3 * j + 1]) < 0.5f);
     }
@@ -442,7 +442,7 @@ TEST_CASE("synth: the person fills the crop and visible joints lie on the silhou
   int visible_count = 0;
   for (const data::SynthSample& sample : synthetic_samples()) {
     const data::SampleAnnotation& a = sample.annotation;
-    const std::vector<Eigen::Vector3f> vertices = points_of(a.vertices, 3);
+    const std::vector<metro::Vec3f> vertices = points_of(a.vertices, 3);
     const render::Image mask = render::silhouette({vertices, model.faces(0)}, camera_of(a), 128, 128);
     int min_x = 128, max_x = -1, min_y = 128, max_y = -1;
     for (int y = 0; y < 128; ++y) {
@@ -503,7 +503,7 @@ TEST_CASE("synth: files are byte-identical on 1 and 2 threads") {
 TEST_CASE("rasterizer: culling back faces leaves the body's image unchanged") {
   const body::BodyModel& model = body::BodyModel::get();
   for (const data::SynthSample& sample : synthetic_samples()) {
-    const std::vector<Eigen::Vector3f> vertices = points_of(sample.annotation.vertices, 3);
+    const std::vector<metro::Vec3f> vertices = points_of(sample.annotation.vertices, 3);
     const render::MeshView mesh{vertices, model.faces(0)};
     const render::VisibilityBuffer both = render::rasterize(mesh, camera_of(sample.annotation), 128, 128);
     const render::VisibilityBuffer front = render::rasterize(mesh, camera_of(sample.annotation), 128, 128, render::Faces::front_only);
@@ -527,8 +527,8 @@ TEST_CASE("loader: rotated/flipped/scaled 2D and 3D labels stay weak-perspective
   const data::Batch batch = whole_epoch(loader, 0).at(0);
   for (int b = 0; b < batch.batch_size; ++b) {
     // Least-squares s, t with x2d ~ s * xy3d + t (METRO's camera, Sec. 3.1), over the 14 joints.
-    Eigen::Vector2f mean_2d = Eigen::Vector2f::Zero(), mean_3d = Eigen::Vector2f::Zero();
-    std::vector<Eigen::Vector2f> p2, p3;
+    metro::Vec2f mean_2d = metro::Vec2f::Zero(), mean_3d = metro::Vec2f::Zero();
+    std::vector<metro::Vec2f> p2, p3;
     for (int j = 0; j < 14; ++j) {
       p2.emplace_back(batch.joints_2d[(b * 14 + j) * 3], batch.joints_2d[(b * 14 + j) * 3 + 1]);
       p3.emplace_back(batch.joints_3d[(b * 14 + j) * 4], batch.joints_3d[(b * 14 + j) * 4 + 1]);
@@ -548,9 +548,9 @@ TEST_CASE("loader: rotated/flipped/scaled 2D and 3D labels stay weak-perspective
 TEST_CASE("camera: the perspective view of a weak-perspective camera draws the same points") {
   const float s = 0.9f, tx = 0.05f, ty = -0.1f;
   const render::PerspectiveView view = render::from_weak_perspective(s, tx, ty, 96);
-  for (const Eigen::Vector3f& point : {Eigen::Vector3f(0.3f, -0.6f, 0.0f), Eigen::Vector3f(-0.2f, 0.8f, 0.1f)}) {
-    const Eigen::Vector2f pixel = view.camera.project(point + view.translation);
-    const Eigen::Vector2f expected = (s * (point.head<2>() + Eigen::Vector2f(tx, ty)) + Eigen::Vector2f::Ones()) * 48;
+  for (const metro::Vec3f& point : {metro::Vec3f(0.3f, -0.6f, 0.0f), metro::Vec3f(-0.2f, 0.8f, 0.1f)}) {
+    const metro::Vec2f pixel = view.camera.project(point + view.translation);
+    const metro::Vec2f expected = (s * (metro::Vec2f(point.x(), point.y()) + metro::Vec2f(tx, ty)) + metro::Vec2f::Ones()) * 48;
     CHECK(pixel.x() == doctest::Approx(expected.x()).epsilon(0.002));
     CHECK(pixel.y() == doctest::Approx(expected.y()).epsilon(0.002));
   }

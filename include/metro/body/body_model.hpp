@@ -7,7 +7,8 @@
 //
 // Frame: metres, y up, the person faces +z, their left is +x, the pelvis
 // (mid-hip) is the origin. Built once, deterministically, on first use.
-#include "metro/core/eigen.hpp"
+#include "metro/core/eigen.hpp"  // SparseMatrix
+#include "metro/core/vec.hpp"
 
 #include <array>
 #include <cstdint>
@@ -42,8 +43,8 @@ inline constexpr int kNumLevels = 4;
 inline constexpr int kCoarseLevel = 2;  // the level METRO's transformer works on
 
 struct PosedBody {
-  std::vector<Eigen::Vector3f> vertices;  // (V, 3) full mesh, metres, body frame
-  std::vector<Eigen::Vector3f> joints;    // (kNumJoints, 3) evaluation joints, same frame
+  std::vector<Vec3f> vertices;  // (V, 3) full mesh, metres, body frame
+  std::vector<Vec3f> joints;    // (kNumJoints, 3) evaluation joints, same frame
 };
 
 class BodyModel {
@@ -63,9 +64,9 @@ class BodyModel {
   }
 
   int num_vertices(int level = 0) const { return static_cast<int>(rest_vertices(level).size()); }
-  const std::vector<Eigen::Vector3i>& faces(int level = 0) const { return level_faces_[checked_level(level, kNumLevels)]; }
-  const std::vector<Eigen::Vector3f>& rest_vertices(int level = 0) const { return level_vertices_[checked_level(level, kNumLevels)]; }
-  const std::vector<Eigen::Vector3f>& rest_joints() const { return rest_joints_; }
+  const std::vector<Vec3i>& faces(int level = 0) const { return level_faces_[checked_level(level, kNumLevels)]; }
+  const std::vector<Vec3f>& rest_vertices(int level = 0) const { return level_vertices_[checked_level(level, kNumLevels)]; }
+  const std::vector<Vec3f>& rest_joints() const { return rest_joints_; }
   const std::vector<Region>& vertex_region() const { return regions_; }
   // (V_{level+1}, V_level): keeps a subset of the vertices (rows one-hot).
   const SparseRowMatrix& downsample(int level) const { return downsample_[checked_level(level, kNumLevels - 1)]; }
@@ -99,7 +100,7 @@ class BodyModel {
     return shape;
   }
   PoseParams sample_pose(Generator& rng) const { return pose_from_angles(sample_anatomical_pose(rng)); }
-  PoseParams rest_pose() const { return PoseParams{std::vector<Eigen::Vector3f>(skeleton_.size(), Eigen::Vector3f::Zero())}; }
+  PoseParams rest_pose() const { return PoseParams{std::vector<Vec3f>(skeleton_.size(), Vec3f::Zero())}; }
 
   // Shape (per-bone scalings blended by the skin weights), then linear blend skinning.
   PosedBody pose(const ShapeParams& shape, const PoseParams& pose) const {
@@ -134,13 +135,13 @@ class BodyModel {
   }
 
   // The 14 evaluation joints from the posed skeleton; the head top rides on the head bone.
-  std::vector<Eigen::Vector3f> evaluation_joints(const std::vector<BoneTransform>& world, const std::vector<Eigen::Matrix3f>& scale) const {
+  std::vector<Vec3f> evaluation_joints(const std::vector<BoneTransform>& world, const std::vector<Mat3f>& scale) const {
     static constexpr std::array<int, kNumJoints - 1> from_skeleton{right_ankle, right_knee, right_hip, left_hip, left_knee, left_ankle,
                                                                    right_wrist, right_elbow, right_shoulder, left_shoulder, left_elbow,
                                                                    left_wrist, neck};
-    std::vector<Eigen::Vector3f> joints;
+    std::vector<Vec3f> joints;
     for (int j : from_skeleton) joints.push_back(world[j].translation);
-    const Eigen::Vector3f head_offset = scale[head] * (mannequin::rest_head_top() - skeleton_.positions[head]);
+    const Vec3f head_offset = scale[head] * (mannequin::rest_head_top() - skeleton_.positions[head]);
     joints.push_back(world[head](head_offset));
     return joints;
   }
@@ -177,7 +178,7 @@ class BodyModel {
   // NNLS over the rest body and 40 random shaped, posed bodies (fixed seed).
   void fit_regressor() {
     Generator rng(0x5EED'B0D1ull);
-    std::vector<std::vector<Eigen::Vector3f>> vertex_samples{level_vertices_[0]}, joint_samples{rest_joints_};
+    std::vector<std::vector<Vec3f>> vertex_samples{level_vertices_[0]}, joint_samples{rest_joints_};
     for (int s = 0; s < 40; ++s) {
       const ShapeParams shape = sample_shape(rng);
       PosedBody body = pose(shape, sample_pose(rng));
@@ -188,13 +189,13 @@ class BodyModel {
   }
 
   Skeleton skeleton_;
-  std::array<std::vector<Eigen::Vector3f>, kNumLevels> level_vertices_;
-  std::array<std::vector<Eigen::Vector3i>, kNumLevels> level_faces_;
+  std::array<std::vector<Vec3f>, kNumLevels> level_vertices_;
+  std::array<std::vector<Vec3i>, kNumLevels> level_faces_;
   std::array<SparseRowMatrix, kNumLevels - 1> downsample_, upsample_;
   std::vector<int> symmetry_;
   SkinWeights skin_;
   std::vector<Region> regions_;
-  std::vector<Eigen::Vector3f> rest_joints_;
+  std::vector<Vec3f> rest_joints_;
   SparseRowMatrix regressor_;
 };
 

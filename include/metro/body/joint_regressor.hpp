@@ -2,7 +2,8 @@
 // The joint regressor G (METRO Sec. 3.3: J_3D = G V_3D): a sparse matrix whose
 // rows are convex combinations of a few mesh vertices near each joint, fitted
 // by non-negative least squares over many posed and shaped bodies.
-#include "metro/core/eigen.hpp"
+#include "metro/core/eigen.hpp"  // SparseMatrix
+#include "metro/core/vec.hpp"
 
 #include <algorithm>
 #include <array>
@@ -87,10 +88,10 @@ namespace detail {
 
 // Vertices around `joint`: the `per_octant` nearest in each of the 8 octants
 // of (v - joint), so the joint lies inside their convex hull.
-inline std::vector<int> surrounding_vertices(const std::vector<Eigen::Vector3f>& vertices, const Eigen::Vector3f& joint, int per_octant) {
+inline std::vector<int> surrounding_vertices(const std::vector<Vec3f>& vertices, const Vec3f& joint, int per_octant) {
   std::array<std::vector<std::pair<float, int>>, 8> octants;
   for (int v = 0; v < static_cast<int>(vertices.size()); ++v) {
-    const Eigen::Vector3f d = vertices[v] - joint;
+    const Vec3f d = vertices[v] - joint;
     octants[(d.x() > 0) + 2 * (d.y() > 0) + 4 * (d.z() > 0)].emplace_back(d.squaredNorm(), v);
   }
   std::vector<int> out;
@@ -106,8 +107,8 @@ inline std::vector<int> surrounding_vertices(const std::vector<Eigen::Vector3f>&
 
 // Fits one row per joint over the vertices surrounding it at rest.
 // vertex_samples: (S) bodies of (V, 3), [0] the rest body; joint_samples: (S) sets of (J, 3).
-inline SparseRowMatrix fit_joint_regressor(const std::vector<std::vector<Eigen::Vector3f>>& vertex_samples,
-                                           const std::vector<std::vector<Eigen::Vector3f>>& joint_samples, int per_octant) {
+inline SparseRowMatrix fit_joint_regressor(const std::vector<std::vector<Vec3f>>& vertex_samples,
+                                           const std::vector<std::vector<Vec3f>>& joint_samples, int per_octant) {
   const auto& rest = vertex_samples.front();
   const int joint_count = static_cast<int>(joint_samples.front().size()), samples = static_cast<int>(vertex_samples.size());
   const double sum_weight = 10.0;  // soft constraint sum(g) = 1, made exact afterwards

@@ -4,7 +4,7 @@
 // minima. Built mirror-symmetric about x = 0: the person faces +z, y is up,
 // their left side is +x, the pelvis (mid-hip) is the origin, average adult
 // proportions (1.75 m), rest pose an A-pose (arms 40 degrees below horizontal).
-#include "metro/core/eigen.hpp"
+#include "metro/core/vec.hpp"
 
 #include <algorithm>
 #include <array>
@@ -38,12 +38,12 @@ namespace mannequin {
 inline constexpr float kArmDropDegrees = 40.0f;  // A-pose: upper arm angle below horizontal
 
 // Unit direction of the left arm in the rest pose.
-inline Eigen::Vector3f left_arm_direction() {
+inline Vec3f left_arm_direction() {
   const float angle = kArmDropDegrees * std::numbers::pi_v<float> / 180.0f;
   return {std::cos(angle), -std::sin(angle), 0.0f};
 }
 
-inline Eigen::Vector3f mirror(const Eigen::Vector3f& p) { return {-p.x(), p.y(), p.z()}; }
+inline Vec3f mirror(const Vec3f& p) { return {-p.x(), p.y(), p.z()}; }
 
 inline int mirror_joint(int joint) {
   if (joint >= right_clavicle && joint <= right_wrist) return joint + 4;
@@ -63,7 +63,7 @@ inline Skeleton rest_skeleton() {
                       pelvis, left_hip, left_knee};
   auto& p = skeleton.positions;
   p.resize(kNumSkeletonJoints);
-  const Eigen::Vector3f arm = left_arm_direction();
+  const Vec3f arm = left_arm_direction();
   p[pelvis] = {0.0f, 0.0f, 0.0f};
   p[spine] = {0.0f, 0.11f, -0.015f};
   p[chest] = {0.0f, 0.29f, -0.02f};
@@ -81,42 +81,42 @@ inline Skeleton rest_skeleton() {
   return skeleton;
 }
 
-inline Eigen::Vector3f rest_head_top() { return {0.0f, 0.845f, 0.01f}; }
+inline Vec3f rest_head_top() { return {0.0f, 0.845f, 0.01f}; }
 
 // One SDF primitive: a tapered capsule (segment a-b, radii ra-rb) or an
 // ellipsoid (center a, axes `frame` columns, half-lengths `radii`).
 struct Primitive {
   enum class Kind : std::uint8_t { capsule, ellipsoid } kind;
-  Eigen::Vector3f a, b;
+  Vec3f a, b;
   float radius_a = 0, radius_b = 0;
-  Eigen::Matrix3f frame = Eigen::Matrix3f::Identity();
-  Eigen::Vector3f radii = Eigen::Vector3f::Ones();
+  Mat3f frame = Mat3f::Identity();
+  Vec3f radii = Vec3f::Ones();
   float blend = 0.015f;  // smooth-union width (m)
   int bone = pelvis;
   Part part = Part::pelvis;
 };
 
-inline Primitive capsule(Eigen::Vector3f a, float radius_a, Eigen::Vector3f b, float radius_b, int bone, Part part, float blend = 0.015f) {
+inline Primitive capsule(Vec3f a, float radius_a, Vec3f b, float radius_b, int bone, Part part, float blend = 0.015f) {
   Primitive p{Primitive::Kind::capsule, a, b, radius_a, radius_b};
   p.blend = blend, p.bone = bone, p.part = part;
   return p;
 }
 
-inline Primitive ellipsoid(Eigen::Vector3f center, Eigen::Vector3f radii, int bone, Part part, float blend = 0.015f,
-                           const Eigen::Matrix3f& frame = Eigen::Matrix3f::Identity()) {
+inline Primitive ellipsoid(Vec3f center, Vec3f radii, int bone, Part part, float blend = 0.015f,
+                           const Mat3f& frame = Mat3f::Identity()) {
   Primitive p{Primitive::Kind::ellipsoid, center, center};
   p.radii = radii, p.frame = frame, p.blend = blend, p.bone = bone, p.part = part;
   return p;
 }
 
 // Approximate signed distance (negative inside).
-inline float signed_distance(const Primitive& p, const Eigen::Vector3f& x) {
+inline float signed_distance(const Primitive& p, const Vec3f& x) {
   if (p.kind == Primitive::Kind::capsule) {
-    const Eigen::Vector3f axis = p.b - p.a;
+    const Vec3f axis = p.b - p.a;
     const float t = std::clamp((x - p.a).dot(axis) / axis.squaredNorm(), 0.0f, 1.0f);
     return (x - (p.a + t * axis)).norm() - (p.radius_a + t * (p.radius_b - p.radius_a));
   }
-  const Eigen::Vector3f local = p.frame.transpose() * (x - p.a);
+  const Vec3f local = p.frame.transpose() * (x - p.a);
   const float scaled = local.cwiseQuotient(p.radii).norm();
   return (scaled - 1.0f) * p.radii.minCoeff();
 }
@@ -131,11 +131,10 @@ inline float smooth_min(float a, float b, float k) {
 inline std::vector<Primitive> half_body_primitives() {
   const Skeleton s = rest_skeleton();
   const auto& j = s.positions;
-  const Eigen::Vector3f arm = left_arm_direction();
-  const Eigen::Vector3f arm_normal(-arm.y(), arm.x(), 0.0f);  // in the frontal plane, pointing up-out
-  Eigen::Matrix3f hand_frame;
-  hand_frame << arm, arm_normal, Eigen::Vector3f::UnitZ();
-  const Eigen::Vector3f heel(j[left_ankle].x(), -0.855f, -0.05f), toe(j[left_ankle].x() + 0.012f, -0.872f, 0.15f);
+  const Vec3f arm = left_arm_direction();
+  const Vec3f arm_normal(-arm.y(), arm.x(), 0.0f);  // in the frontal plane, pointing up-out
+  const Mat3f hand_frame = Mat3f::FromColumns(arm, arm_normal, Vec3f::UnitZ());
+  const Vec3f heel(j[left_ankle].x(), -0.855f, -0.05f), toe(j[left_ankle].x() + 0.012f, -0.872f, 0.15f);
   return {
       // torso
       ellipsoid({0.0f, 0.01f, -0.005f}, {0.155f, 0.10f, 0.105f}, pelvis, Part::pelvis, 0.04f),
@@ -150,18 +149,18 @@ inline std::vector<Primitive> half_body_primitives() {
       capsule({0.0f, 0.748f, 0.095f}, 0.011f, {0.0f, 0.716f, 0.118f}, 0.013f, head, Part::nose, 0.012f),
       ellipsoid({0.077f, 0.735f, 0.0f}, {0.014f, 0.03f, 0.02f}, head, Part::head, 0.008f),
       // left arm
-      ellipsoid(j[left_shoulder] + 0.02f * arm + Eigen::Vector3f(0.0f, 0.012f, 0.0f), {0.058f, 0.058f, 0.056f}, left_shoulder,
+      ellipsoid(j[left_shoulder] + 0.02f * arm + Vec3f(0.0f, 0.012f, 0.0f), {0.058f, 0.058f, 0.056f}, left_shoulder,
                 Part::upper_arm, 0.03f),
       capsule(j[left_shoulder], 0.048f, j[left_elbow], 0.037f, left_shoulder, Part::upper_arm),
       capsule(j[left_elbow], 0.037f, j[left_elbow] + 0.07f * arm, 0.04f, left_elbow, Part::forearm),
       capsule(j[left_elbow] + 0.07f * arm, 0.04f, j[left_wrist], 0.026f, left_elbow, Part::forearm),
       ellipsoid(j[left_wrist] + 0.075f * arm, {0.08f, 0.021f, 0.045f}, left_wrist, Part::hand, 0.015f, hand_frame),
-      capsule(j[left_wrist] + 0.02f * arm + Eigen::Vector3f(0, 0, 0.03f), 0.013f,
-              j[left_wrist] + 0.08f * arm + Eigen::Vector3f(0, 0, 0.06f) - 0.01f * arm_normal, 0.011f, left_wrist, Part::hand, 0.01f),
+      capsule(j[left_wrist] + 0.02f * arm + Vec3f(0, 0, 0.03f), 0.013f,
+              j[left_wrist] + 0.08f * arm + Vec3f(0, 0, 0.06f) - 0.01f * arm_normal, 0.011f, left_wrist, Part::hand, 0.01f),
       // left leg
       capsule(j[left_hip], 0.078f, j[left_knee], 0.052f, left_hip, Part::thigh, 0.02f),
       capsule(j[left_knee], 0.05f, j[left_ankle], 0.034f, left_knee, Part::shin),
-      ellipsoid(j[left_knee] + Eigen::Vector3f(0.0f, -0.12f, -0.025f), {0.045f, 0.09f, 0.045f}, left_knee, Part::shin, 0.03f),
+      ellipsoid(j[left_knee] + Vec3f(0.0f, -0.12f, -0.025f), {0.045f, 0.09f, 0.045f}, left_knee, Part::shin, 0.03f),
       capsule(heel, 0.042f, toe, 0.03f, left_ankle, Part::foot, 0.02f),
   };
 }
@@ -184,7 +183,7 @@ inline std::vector<Primitive> whole_body_primitives() {
 
 // The body's SDF, evaluated on the mirror-folded point (|x|, y, z) so the
 // surface is exactly symmetric.
-inline float body_signed_distance(const std::vector<Primitive>& half_body, Eigen::Vector3f x) {
+inline float body_signed_distance(const std::vector<Primitive>& half_body, Vec3f x) {
   x.x() = std::abs(x.x());
   float distance = signed_distance(half_body[0], x);
   for (std::size_t i = 1; i < half_body.size(); ++i) distance = smooth_min(distance, signed_distance(half_body[i], x), half_body[i].blend);

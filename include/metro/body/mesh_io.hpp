@@ -3,7 +3,7 @@
 // Readers validate everything (counts, indices, numbers) and throw
 // metro::FormatError(path, reason) instead of reading out of bounds, so a user
 // can plug in their own template mesh safely.
-#include "metro/core/eigen.hpp"
+#include "metro/core/vec.hpp"
 
 #include <array>
 #include <charconv>
@@ -19,8 +19,8 @@
 namespace metro::body {
 
 struct TriangleMesh {
-  std::vector<Eigen::Vector3f> vertices;  // (V, 3) metres
-  std::vector<Eigen::Vector3i> faces;     // (F, 3) zero-based, counter-clockwise seen from outside
+  std::vector<Vec3f> vertices;  // (V, 3) metres
+  std::vector<Vec3i> faces;     // (F, 3) zero-based, counter-clockwise seen from outside
 };
 
 namespace detail {
@@ -37,7 +37,7 @@ inline void finish_writing(std::ofstream& out, const std::string& path) {
   if (!out) throw IOError(path, "write failed");
 }
 
-inline void check_face_indices(const std::string& path, const std::vector<Eigen::Vector3i>& faces, std::size_t vertex_count) {
+inline void check_face_indices(const std::string& path, const std::vector<Vec3i>& faces, std::size_t vertex_count) {
   for (const auto& face : faces)
     for (int k = 0; k < 3; ++k)
       if (face[k] < 0 || static_cast<std::size_t>(face[k]) >= vertex_count)
@@ -78,8 +78,8 @@ inline std::vector<std::string> split_words(const std::string& line) {
 
 }  // namespace detail
 
-inline void write_obj(const std::string& path, const std::vector<Eigen::Vector3f>& vertices,
-                      const std::vector<Eigen::Vector3i>& faces) {
+inline void write_obj(const std::string& path, const std::vector<Vec3f>& vertices,
+                      const std::vector<Vec3i>& faces) {
   detail::check_face_indices(path, faces, vertices.size());
   auto out = detail::open_for_writing(path);
   for (const auto& v : vertices) out << "v " << v.x() << ' ' << v.y() << ' ' << v.z() << '\n';
@@ -88,8 +88,8 @@ inline void write_obj(const std::string& path, const std::vector<Eigen::Vector3f
 }
 
 // ASCII PLY; `colors` (one RGB per vertex) is optional.
-inline void write_ply(const std::string& path, const std::vector<Eigen::Vector3f>& vertices,
-                      const std::vector<Eigen::Vector3i>& faces,
+inline void write_ply(const std::string& path, const std::vector<Vec3f>& vertices,
+                      const std::vector<Vec3i>& faces,
                       const std::vector<std::array<std::uint8_t, 3>>* colors = nullptr) {
   detail::check_face_indices(path, faces, vertices.size());
   if (colors && colors->size() != vertices.size())

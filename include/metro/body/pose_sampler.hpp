@@ -4,7 +4,7 @@
 // pose; a pose family (standing, walking, arms raised, sitting, bending,
 // turning, free) sets their typical ranges, then the angles are clamped to the
 // joint limits and turned into the per-joint axis-angle vectors of PoseParams.
-#include "metro/core/eigen.hpp"
+#include "metro/core/vec.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -17,7 +17,7 @@
 namespace metro::body {
 
 struct PoseParams {
-  std::vector<Eigen::Vector3f> axis_angle;  // (kNumSkeletonJoints) local rotations; [0] = root (global orientation)
+  std::vector<Vec3f> axis_angle;  // (kNumSkeletonJoints) local rotations; [0] = root (global orientation)
 };
 
 // Anatomical angles (degrees) of one side, written for the left side (+x).
@@ -59,31 +59,31 @@ namespace detail {
 
 inline float degrees_to_radians(float degrees) { return degrees * std::numbers::pi_v<float> / 180.0f; }
 
-inline Eigen::Matrix3f rotation_about(const Eigen::Vector3f& axis, float degrees) {
-  return Eigen::AngleAxisf(degrees_to_radians(degrees), axis.normalized()).toRotationMatrix();
+inline Mat3f rotation_about(const Vec3f& axis, float degrees) {
+  return rotation_from_axis_angle(Vec3f(axis.normalized() * degrees_to_radians(degrees)));
 }
 
 inline float clamp_to(float value, const float (&limits)[2]) { return std::clamp(value, limits[0], limits[1]); }
 
 // Forward axis of the left arm's hinges: rotating the arm about it moves it to +z.
-inline Eigen::Vector3f left_arm_flexion_axis() { return mannequin::left_arm_direction().cross(Eigen::Vector3f::UnitZ()).normalized(); }
+inline Vec3f left_arm_flexion_axis() { return mannequin::left_arm_direction().cross(Vec3f::UnitZ()).normalized(); }
 
-inline Eigen::Matrix3f axial_rotation(const AxialAngles& a) {
-  return rotation_about(Eigen::Vector3f::UnitZ(), a.lateral) * rotation_about(Eigen::Vector3f::UnitX(), a.flexion) *
-         rotation_about(Eigen::Vector3f::UnitY(), a.twist);
+inline Mat3f axial_rotation(const AxialAngles& a) {
+  return rotation_about(Vec3f::UnitZ(), a.lateral) * rotation_about(Vec3f::UnitX(), a.flexion) *
+         rotation_about(Vec3f::UnitY(), a.twist);
 }
 
 // Mirror a left-side rotation to the right side: S R S with S = diag(-1, 1, 1).
-inline Eigen::Matrix3f mirror_rotation(const Eigen::Matrix3f& r) {
-  const Eigen::Matrix3f s = Eigen::Vector3f(-1.0f, 1.0f, 1.0f).asDiagonal();
+inline Mat3f mirror_rotation(const Mat3f& r) {
+  const Mat3f s = Mat3f::Diagonal({-1.0f, 1.0f, 1.0f});
   return s * r * s;
 }
 
 // Left-side local rotations of clavicle, shoulder, elbow, wrist, hip, knee, ankle.
-inline std::array<Eigen::Matrix3f, 7> limb_rotations(const LimbAngles& a) {
-  const Eigen::Vector3f x = Eigen::Vector3f::UnitX(), y = Eigen::Vector3f::UnitY(), z = Eigen::Vector3f::UnitZ();
-  const Eigen::Vector3f arm = mannequin::left_arm_direction(), arm_flexion = left_arm_flexion_axis();
-  const Eigen::Vector3f palm_normal(-arm.y(), arm.x(), 0.0f);
+inline std::array<Mat3f, 7> limb_rotations(const LimbAngles& a) {
+  const Vec3f x = Vec3f::UnitX(), y = Vec3f::UnitY(), z = Vec3f::UnitZ();
+  const Vec3f arm = mannequin::left_arm_direction(), arm_flexion = left_arm_flexion_axis();
+  const Vec3f palm_normal(-arm.y(), arm.x(), 0.0f);
   return {
       rotation_about(z, a.clavicle_elevation) * rotation_about(y, -a.clavicle_protraction),
       rotation_about(z, a.shoulder_abduction) * rotation_about(arm_flexion, a.shoulder_flexion) * rotation_about(arm, a.shoulder_twist),
@@ -125,9 +125,9 @@ inline AxialAngles clamp_axial(AxialAngles a, const float (&flexion)[2], const f
 inline PoseParams pose_from_angles(const AnatomicalPose& pose) {
   using L = JointLimits;
   using namespace detail;
-  std::vector<Eigen::Matrix3f> local(kNumSkeletonJoints, Eigen::Matrix3f::Identity());
-  local[pelvis] = rotation_about(Eigen::Vector3f::UnitY(), pose.yaw) * rotation_about(Eigen::Vector3f::UnitX(), pose.pitch) *
-                  rotation_about(Eigen::Vector3f::UnitZ(), pose.roll);
+  std::vector<Mat3f> local(kNumSkeletonJoints, Mat3f::Identity());
+  local[pelvis] = rotation_about(Vec3f::UnitY(), pose.yaw) * rotation_about(Vec3f::UnitX(), pose.pitch) *
+                  rotation_about(Vec3f::UnitZ(), pose.roll);
   local[spine] = axial_rotation(clamp_axial(pose.spine, L::spine_flexion, L::spine_twist, L::spine_lateral));
   local[chest] = axial_rotation(clamp_axial(pose.chest, L::spine_flexion, L::spine_twist, L::spine_lateral));
   local[neck] = axial_rotation(clamp_axial(pose.neck, L::neck_flexion, L::neck_twist, L::neck_lateral));

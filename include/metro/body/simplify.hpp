@@ -6,7 +6,8 @@
 // downsampling selects that subset, upsampling writes every removed vertex as
 // barycentric coordinates in its closest coarse triangle.
 // Collapses are made in mirror pairs, so a left/right symmetric mesh stays symmetric.
-#include "metro/core/eigen.hpp"
+#include "metro/core/eigen.hpp"  // SparseMatrix
+#include "metro/core/vec.hpp"
 
 #include <algorithm>
 #include <array>
@@ -24,7 +25,7 @@ using SparseRowMatrix = Eigen::SparseMatrix<float, Eigen::RowMajor>;
 
 struct SimplifiedMesh {
   std::vector<int> kept;               // (V_coarse) fine index of each coarse vertex, ascending
-  std::vector<Eigen::Vector3i> faces;  // (F_coarse) indices into `kept`
+  std::vector<Vec3i> faces;  // (F_coarse) indices into `kept`
   std::vector<int> merged_into;        // (V_fine) coarse vertex each fine vertex was collapsed into
 };
 
@@ -34,9 +35,9 @@ namespace detail {
 // merged into its neighbour `to`, whose position is kept.
 class SymmetricEdgeCollapser {
  public:
-  SymmetricEdgeCollapser(const std::vector<Eigen::Vector3f>& vertices, const std::vector<Eigen::Vector3i>& faces, const std::vector<int>& mirror)
+  SymmetricEdgeCollapser(const std::vector<Vec3f>& vertices, const std::vector<Vec3i>& faces, const std::vector<int>& mirror)
       : faces_(faces), face_alive_(faces.size(), 1), vertex_faces_(vertices.size()), vertex_alive_(vertices.size(), 1),
-        collapsed_to_(vertices.size(), -1), mirror_(mirror), quadrics_(vertices.size(), Eigen::Matrix4d::Zero()),
+        collapsed_to_(vertices.size(), -1), mirror_(mirror), quadrics_(vertices.size(), Mat4d::Zero()),
         alive_count_(static_cast<int>(vertices.size())) {
     for (const auto& v : vertices) positions_.push_back(v.cast<double>());
     for (int f = 0; f < static_cast<int>(faces.size()); ++f)
@@ -72,7 +73,7 @@ class SymmetricEdgeCollapser {
   };
   struct FaceChange {
     int face;
-    Eigen::Vector3i before;
+    Vec3i before;
     char alive_before;
   };
 
@@ -98,22 +99,22 @@ class SymmetricEdgeCollapser {
     return out;
   }
 
-  Eigen::Vector3d face_normal(const Eigen::Vector3i& face) const {
+  Vec3d face_normal(const Vec3i& face) const {
     return (positions_[face[1]] - positions_[face[0]]).cross(positions_[face[2]] - positions_[face[0]]);
   }
 
   // Area-weighted plane quadric of face f, added to its three corners.
   void add_face_quadric(int f) {
-    const Eigen::Vector3d normal = face_normal(faces_[f]);
+    const Vec3d normal = face_normal(faces_[f]);
     const double twice_area = normal.norm();
     if (twice_area <= 0.0) return;
-    const Eigen::Vector3d unit = normal / twice_area;
-    const Eigen::Vector4d plane(unit.x(), unit.y(), unit.z(), -unit.dot(positions_[faces_[f][0]]));
-    for (int k = 0; k < 3; ++k) quadrics_[faces_[f][k]] += 0.5 * twice_area * plane * plane.transpose();
+    const Vec3d unit = normal / twice_area;
+    const Vec4d plane(unit.x(), unit.y(), unit.z(), -unit.dot(positions_[faces_[f][0]]));
+    for (int k = 0; k < 3; ++k) quadrics_[faces_[f][k]] += 0.5 * twice_area * outer(plane, plane);
   }
 
   double cost(int from, int to) const {
-    const Eigen::Vector4d p(positions_[to].x(), positions_[to].y(), positions_[to].z(), 1.0);
+    const Vec4d p(positions_[to].x(), positions_[to].y(), positions_[to].z(), 1.0);
     return p.dot((quadrics_[from] + quadrics_[to]) * p);
   }
 
@@ -142,10 +143,10 @@ class SymmetricEdgeCollapser {
       if (live_faces(w).size() <= 3) return false;
     for (int f : from_faces) {
       if (face_has(f, to)) continue;
-      Eigen::Vector3i moved = faces_[f];
+      Vec3i moved = faces_[f];
       for (int k = 0; k < 3; ++k)
         if (moved[k] == from) moved[k] = to;
-      const Eigen::Vector3d before = face_normal(faces_[f]), after = face_normal(moved);
+      const Vec3d before = face_normal(faces_[f]), after = face_normal(moved);
       if (after.norm() < 1e-14 || before.normalized().dot(after.normalized()) < 0.2) return false;
     }
     return true;
@@ -213,23 +214,23 @@ class SymmetricEdgeCollapser {
     return out;
   }
 
-  std::vector<Eigen::Vector3d> positions_;
-  std::vector<Eigen::Vector3i> faces_;
+  std::vector<Vec3d> positions_;
+  std::vector<Vec3i> faces_;
   std::vector<char> face_alive_;
   std::vector<std::vector<int>> vertex_faces_;
   std::vector<char> vertex_alive_;
   std::vector<int> collapsed_to_;
   std::vector<int> mirror_;
-  std::vector<Eigen::Matrix4d> quadrics_;
+  std::vector<Mat4d> quadrics_;
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue_;
   int alive_count_;
 };
 
 // Closest point of triangle (a, b, c) to p, as barycentric weights (>= 0, sum 1).
-inline Eigen::Vector3f closest_barycentric(const Eigen::Vector3f& p, const Eigen::Vector3f& a, const Eigen::Vector3f& b, const Eigen::Vector3f& c) {
+inline Vec3f closest_barycentric(const Vec3f& p, const Vec3f& a, const Vec3f& b, const Vec3f& c) {
   // The plane's closest point a + s ab + t ac solves the 2x2 normal equations
   // [ab.ab ab.ac; ab.ac ac.ac] (s, t) = (ab.ap, ac.ap), here by Cramer's rule.
-  const Eigen::Vector3f ab = b - a, ac = c - a, ap = p - a;
+  const Vec3f ab = b - a, ac = c - a, ap = p - a;
   const float g00 = ab.dot(ab), g01 = ab.dot(ac), g11 = ac.dot(ac), r0 = ab.dot(ap), r1 = ac.dot(ap);
   const float det = g00 * g11 - g01 * g01;  // > 0 unless the triangle is degenerate
   if (det > 0.0f) {
@@ -237,17 +238,17 @@ inline Eigen::Vector3f closest_barycentric(const Eigen::Vector3f& p, const Eigen
     if (s >= 0.0f && t >= 0.0f && s + t <= 1.0f) return {1.0f - s - t, s, t};
   }
   // Outside (or degenerate): the best of the three edges.
-  Eigen::Vector3f best = Eigen::Vector3f(1, 0, 0);
+  Vec3f best = Vec3f(1, 0, 0);
   float best_distance = (p - a).squaredNorm();
-  const std::array<Eigen::Vector3f, 3> corner{a, b, c};
+  const std::array<Vec3f, 3> corner{a, b, c};
   for (int e = 0; e < 3; ++e) {
-    const Eigen::Vector3f& u = corner[e];
-    const Eigen::Vector3f& v = corner[(e + 1) % 3];
+    const Vec3f& u = corner[e];
+    const Vec3f& v = corner[(e + 1) % 3];
     const float t = std::clamp((p - u).dot(v - u) / std::max((v - u).squaredNorm(), 1e-20f), 0.0f, 1.0f);
     const float distance = (p - (u + t * (v - u))).squaredNorm();
     if (distance < best_distance) {
       best_distance = distance;
-      best.setZero();
+      best = Vec3f::Zero();
       best[e] = 1.0f - t, best[(e + 1) % 3] = t;
     }
   }
@@ -258,7 +259,7 @@ inline Eigen::Vector3f closest_barycentric(const Eigen::Vector3f& p, const Eigen
 
 // Simplifies to `target_vertices` (or one more when only a pair collapse is left).
 // `mirror` (V) maps each vertex to its left/right mirror (itself on the midline).
-inline SimplifiedMesh simplify_mesh(const std::vector<Eigen::Vector3f>& vertices, const std::vector<Eigen::Vector3i>& faces,
+inline SimplifiedMesh simplify_mesh(const std::vector<Vec3f>& vertices, const std::vector<Vec3i>& faces,
                                     const std::vector<int>& mirror, int target_vertices) {
   if (mirror.size() != vertices.size()) throw ShapeError("simplify_mesh: mirror map size differs from the vertex count");
   return detail::SymmetricEdgeCollapser(vertices, faces, mirror).run(target_vertices);
@@ -276,7 +277,7 @@ inline SparseRowMatrix downsampling_matrix(const SimplifiedMesh& coarse, int fin
 // (V_fine, V_coarse): kept vertices copy their coarse vertex; removed ones take
 // barycentric weights in the closest coarse triangle around the vertex they
 // were merged into or around their 4 nearest coarse vertices.
-inline SparseRowMatrix upsampling_matrix(const std::vector<Eigen::Vector3f>& fine_vertices, const SimplifiedMesh& coarse) {
+inline SparseRowMatrix upsampling_matrix(const std::vector<Vec3f>& fine_vertices, const SimplifiedMesh& coarse) {
   const int coarse_count = static_cast<int>(coarse.kept.size());
   std::vector<std::vector<int>> coarse_vertex_faces(coarse_count);
   for (int f = 0; f < static_cast<int>(coarse.faces.size()); ++f)
@@ -296,13 +297,13 @@ inline SparseRowMatrix upsampling_matrix(const std::vector<Eigen::Vector3f>& fin
     std::vector<int> seeds{coarse.merged_into[v]};
     for (int n = 0; n < std::min(4, coarse_count); ++n) seeds.push_back(nearest[n].second);
     float best_distance = std::numeric_limits<float>::max();
-    Eigen::Vector3f best_weights = Eigen::Vector3f::Zero();
-    Eigen::Vector3i best_face = Eigen::Vector3i::Zero();
+    Vec3f best_weights = Vec3f::Zero();
+    Vec3i best_face = Vec3i::Zero();
     for (int seed : seeds)
       for (int f : coarse_vertex_faces[seed]) {
-        const Eigen::Vector3i& face = coarse.faces[f];
-        const Eigen::Vector3f a = fine_vertices[coarse.kept[face[0]]], b = fine_vertices[coarse.kept[face[1]]], c = fine_vertices[coarse.kept[face[2]]];
-        const Eigen::Vector3f weights = detail::closest_barycentric(fine_vertices[v], a, b, c);
+        const Vec3i& face = coarse.faces[f];
+        const Vec3f a = fine_vertices[coarse.kept[face[0]]], b = fine_vertices[coarse.kept[face[1]]], c = fine_vertices[coarse.kept[face[2]]];
+        const Vec3f weights = detail::closest_barycentric(fine_vertices[v], a, b, c);
         const float distance = (weights[0] * a + weights[1] * b + weights[2] * c - fine_vertices[v]).squaredNorm();
         if (distance < best_distance) best_distance = distance, best_weights = weights, best_face = face;
       }

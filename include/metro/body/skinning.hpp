@@ -2,20 +2,21 @@
 // Skeleton, forward kinematics and linear blend skinning (LBS), the same
 // deformation model SMPL uses (Loper et al. 2015), which METRO's template and
 // ground truth come from (METRO Sec. 3, 4).
-#include "metro/core/eigen.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <vector>
 
 #include "metro/core/error.hpp"
+#include "metro/core/vec.hpp"
 
 namespace metro::body {
 
 // A kinematic tree; joints are listed parents first.
 struct Skeleton {
   std::vector<int> parents;                // (J) parent joint, -1 for the root
-  std::vector<Eigen::Vector3f> positions;  // (J, 3) rest joint positions
+  std::vector<Vec3f> positions;  // (J, 3) rest joint positions
   int size() const { return static_cast<int>(parents.size()); }
 };
 
@@ -28,41 +29,52 @@ struct SkinWeights {
 
 // An affine map v -> linear v + translation: a bone's transform in LBS.
 struct BoneTransform {
-  Eigen::Matrix3f linear = Eigen::Matrix3f::Identity();
-  Eigen::Vector3f translation = Eigen::Vector3f::Zero();
+  Mat3f linear = Mat3f::Identity();
+  Vec3f translation = Vec3f::Zero();
 
-  Eigen::Vector3f operator()(const Eigen::Vector3f& v) const { return linear * v + translation; }
+  Vec3f operator()(const Vec3f& v) const { return linear * v + translation; }
   // The composition this(inner(v)).
   BoneTransform after(const BoneTransform& inner) const { return {linear * inner.linear, (*this)(inner.translation)}; }
 };
 
 // Rodrigues' formula: rotation of |axis_angle| radians about k = axis_angle / |axis_angle|,
 // R = cos(a) I + sin(a) [k]x + (1 - cos(a)) k k^T.
-inline Eigen::Matrix3f rotation_from_axis_angle(const Eigen::Vector3f& axis_angle) {
+inline Mat3f rotation_from_axis_angle(const Vec3f& axis_angle) {
   const float angle = axis_angle.norm();
-  if (angle < 1e-8f) return Eigen::Matrix3f::Identity();
-  const Eigen::Vector3f k = axis_angle / angle;
-  Eigen::Matrix3f cross;  // [k]x, the matrix of v -> k x v
-  cross << 0.0f, -k.z(), k.y(), k.z(), 0.0f, -k.x(), -k.y(), k.x(), 0.0f;
+  if (angle < 1e-8f) return Mat3f::Identity();
+  const Vec3f k = axis_angle / angle;
+  const Mat3f cross{{{0.0f, -k.z(), k.y()}, {k.z(), 0.0f, -k.x()}, {-k.y(), k.x(), 0.0f}}};  // [k]x: v -> k x v
   const float c = std::cos(angle), s = std::sin(angle);
-  return c * Eigen::Matrix3f::Identity() + s * cross + (1.0f - c) * (k * k.transpose());
+  return c * Mat3f::Identity() + s * cross + (1.0f - c) * outer(k, k);
 }
 
-inline Eigen::Vector3f axis_angle_from_rotation(const Eigen::Matrix3f& rotation) {
-  const Eigen::AngleAxisf angle_axis(rotation);
-  return angle_axis.axis() * angle_axis.angle();
+// The inverse of Rodrigues' formula: angle = acos((tr R - 1) / 2) in [0, pi]; the axis
+// from R - R^T = 2 sin(angle) [k]x, or, near pi where that vanishes, from the largest
+// column of R + R^T + (1 - tr R) I = 2 (1 - cos(angle)) k k^T.
+inline Vec3f axis_angle_from_rotation(const Mat3f& r) {
+  const double cos_angle = std::clamp((static_cast<double>(r.trace()) - 1.0) / 2.0, -1.0, 1.0);
+  const double angle = std::acos(cos_angle);
+  const Vec3d skew(r(2, 1) - r(1, 2), r(0, 2) - r(2, 0), r(1, 0) - r(0, 1));  // 2 sin(angle) k
+  if (angle < 1e-7) return Vec3f::Zero();
+  if (angle < 3.0) return (skew.normalized() * angle).cast<float>();
+  const Mat3d kk = r.cast<double>() + r.transpose().cast<double>() + (1.0 - r.trace()) * Mat3d::Identity();
+  int best = 0;
+  for (int i = 1; i < 3; ++i) best = kk(i, i) > kk(best, best) ? i : best;
+  Vec3d axis = kk.col(best).normalized();
+  if (axis.dot(skew) < 0.0) axis = -axis;  // the sign sin(angle) > 0 leaves in the skew part
+  return (axis * angle).cast<float>();
 }
 
 // World transforms of every joint: G_j = G_parent * [R_j | J_j - J_parent]
 // (rotations are local, relative to the rest orientation). `rest` may be shaped.
-inline std::vector<BoneTransform> forward_kinematics(const Skeleton& skeleton, const std::vector<Eigen::Vector3f>& axis_angles) {
+inline std::vector<BoneTransform> forward_kinematics(const Skeleton& skeleton, const std::vector<Vec3f>& axis_angles) {
   if (static_cast<int>(axis_angles.size()) != skeleton.size())
     throw ShapeError("forward_kinematics: " + std::to_string(axis_angles.size()) + " rotations for " + std::to_string(skeleton.size()) + " joints");
   std::vector<BoneTransform> world(skeleton.parents.size());
   for (int j = 0; j < skeleton.size(); ++j) {
     const int parent = skeleton.parents[j];
     const BoneTransform local{rotation_from_axis_angle(axis_angles[j]),
-                              parent < 0 ? skeleton.positions[j] : Eigen::Vector3f(skeleton.positions[j] - skeleton.positions[parent])};
+                              parent < 0 ? skeleton.positions[j] : skeleton.positions[j] - skeleton.positions[parent]};
     world[j] = parent < 0 ? local : world[parent].after(local);
   }
   return world;
@@ -70,11 +82,11 @@ inline std::vector<BoneTransform> forward_kinematics(const Skeleton& skeleton, c
 
 // Per-vertex blend of per-bone transforms applied to rest points:
 // v_i' = sum_b w_ib T_b v_i, with T_b mapping the rest pose to the posed one.
-inline std::vector<Eigen::Vector3f> blend_transforms(const std::vector<Eigen::Vector3f>& rest_vertices, const SkinWeights& skin,
+inline std::vector<Vec3f> blend_transforms(const std::vector<Vec3f>& rest_vertices, const SkinWeights& skin,
                                                      const std::vector<BoneTransform>& bone_transforms) {
-  std::vector<Eigen::Vector3f> out(rest_vertices.size());
+  std::vector<Vec3f> out(rest_vertices.size());
   for (std::size_t i = 0; i < rest_vertices.size(); ++i) {
-    BoneTransform blend{Eigen::Matrix3f::Zero(), Eigen::Vector3f::Zero()};
+    BoneTransform blend{Mat3f::Zero(), Vec3f::Zero()};
     for (int k = 0; k < kMaxInfluences; ++k) {
       const float w = skin.weights[i][k];
       if (w == 0.0f) continue;
@@ -88,7 +100,7 @@ inline std::vector<Eigen::Vector3f> blend_transforms(const std::vector<Eigen::Ve
 
 // LBS: T_b = G_b * translate(-J_b), so a vertex rigidly attached to bone b
 // keeps its offset from joint b.
-inline std::vector<Eigen::Vector3f> linear_blend_skinning(const std::vector<Eigen::Vector3f>& rest_vertices, const SkinWeights& skin,
+inline std::vector<Vec3f> linear_blend_skinning(const std::vector<Vec3f>& rest_vertices, const SkinWeights& skin,
                                                           const Skeleton& skeleton, const std::vector<BoneTransform>& world) {
   std::vector<BoneTransform> bone_transforms(world.size());
   for (std::size_t j = 0; j < world.size(); ++j)

@@ -4,7 +4,7 @@
 // edge with a sign change, joining the four cells around that edge. No lookup
 // tables, and a sign pattern that is mirror-symmetric gives a mirror-symmetric
 // mesh.
-#include "metro/core/eigen.hpp"
+#include "metro/core/vec.hpp"
 
 #include <array>
 #include <utility>
@@ -17,9 +17,9 @@ namespace metro::body {
 // Sample grid: point (i, j, k) sits at origin + spacing * (i, j, k).
 struct Grid {
   std::array<int, 3> size{};  // points per axis
-  Eigen::Vector3f origin = Eigen::Vector3f::Zero();
+  Vec3f origin = Vec3f::Zero();
   float spacing = 0.01f;
-  Eigen::Vector3f point(int i, int j, int k) const { return origin + spacing * Eigen::Vector3f(float(i), float(j), float(k)); }
+  Vec3f point(int i, int j, int k) const { return origin + spacing * Vec3f(float(i), float(j), float(k)); }
   std::size_t index(int i, int j, int k) const { return (std::size_t(k) * size[1] + j) * size[0] + i; }
   std::size_t count() const { return std::size_t(size[0]) * size[1] * size[2]; }
 };
@@ -36,24 +36,24 @@ inline constexpr std::array<std::array<int, 3>, 8> kCellCorners{
     {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {1, 1, 0}, {0, 0, 1}, {1, 0, 1}, {0, 1, 1}, {1, 1, 1}}};
 
 // Corner c of the unit cell as a point.
-inline Eigen::Vector3f corner_position(int c) {
+inline Vec3f corner_position(int c) {
   const auto& corner = kCellCorners[static_cast<std::size_t>(c)];
   return {static_cast<float>(corner[0]), static_cast<float>(corner[1]), static_cast<float>(corner[2])};
 }
 
 // Mean of the surface crossings on the 12 edges of cell (i, j, k); false if none.
-inline bool cell_vertex(const Grid& grid, const std::vector<float>& sdf, int i, int j, int k, Eigen::Vector3f& vertex) {
+inline bool cell_vertex(const Grid& grid, const std::vector<float>& sdf, int i, int j, int k, Vec3f& vertex) {
   std::array<float, 8> value{};
   for (int c = 0; c < 8; ++c) value[c] = sdf[grid.index(i + kCellCorners[c][0], j + kCellCorners[c][1], k + kCellCorners[c][2])];
-  Eigen::Vector3f sum = Eigen::Vector3f::Zero();
+  Vec3f sum = Vec3f::Zero();
   int crossings = 0;
   for (int a = 0; a < 8; ++a)
     for (int bit = 1; bit < 8; bit <<= 1) {
       const int b = a | bit;
       if (b == a || (value[a] < 0.0f) == (value[b] < 0.0f)) continue;
       const float t = value[a] / (value[a] - value[b]);
-      const Eigen::Vector3f pa = corner_position(a);
-      const Eigen::Vector3f pb = corner_position(b);
+      const Vec3f pa = corner_position(a);
+      const Vec3f pb = corner_position(b);
       sum += pa + t * (pb - pa);
       ++crossings;
     }
@@ -72,7 +72,7 @@ inline SurfaceNet surface_net(const Grid& grid, const std::vector<float>& sdf) {
   for (int k = 0; k + 1 < nz; ++k)
     for (int j = 0; j + 1 < ny; ++j)
       for (int i = 0; i + 1 < nx; ++i) {
-        Eigen::Vector3f vertex;
+        Vec3f vertex;
         if (!detail::cell_vertex(grid, sdf, i, j, k, vertex)) continue;
         cell_to_vertex[grid.index(i, j, k)] = static_cast<int>(net.mesh.vertices.size());
         net.mesh.vertices.push_back(vertex);

@@ -2,7 +2,7 @@
 // The mannequin's rest mesh: its SDF sampled on a grid that is symmetric about
 // x = 0, meshed with surface nets, triangulated mirror-consistently; then its
 // per-vertex skinning weights and color regions.
-#include "metro/core/eigen.hpp"
+#include "metro/core/vec.hpp"
 
 #include <algorithm>
 #include <array>
@@ -24,13 +24,13 @@ namespace detail {
 // An even number of x points, so one column of cells straddles x = 0.
 inline Grid mannequin_grid(float spacing) {
   // The z offset keeps grid planes off the arms' backs, where saddle cells would pinch the surface.
-  const Eigen::Vector3f low(-0.82f, -0.93f, -0.197f), high(0.82f, 0.88f, 0.24f);
+  const Vec3f low(-0.82f, -0.93f, -0.197f), high(0.82f, 0.88f, 0.24f);
   Grid grid;
   grid.spacing = spacing;
   grid.size[0] = 2 * static_cast<int>(std::ceil(high.x() / spacing)) + 2;
   grid.size[1] = static_cast<int>(std::ceil((high.y() - low.y()) / spacing)) + 1;
   grid.size[2] = static_cast<int>(std::ceil((high.z() - low.z()) / spacing)) + 1;
-  grid.origin = Eigen::Vector3f(-0.5f * spacing * float(grid.size[0] - 1), low.y(), low.z());
+  grid.origin = Vec3f(-0.5f * spacing * float(grid.size[0] - 1), low.y(), low.z());
   return grid;
 }
 
@@ -66,7 +66,7 @@ inline std::vector<int> mirror_vertices(const Grid& grid, SurfaceNet& net) {
     const int m = mirror[v];
     if (m == v) vertices[v].x() = 0.0f;
     if (m <= v) continue;
-    const Eigen::Vector3f mean(0.5f * (vertices[v].x() - vertices[m].x()), 0.5f * (vertices[v].y() + vertices[m].y()),
+    const Vec3f mean(0.5f * (vertices[v].x() - vertices[m].x()), 0.5f * (vertices[v].y() + vertices[m].y()),
                                0.5f * (vertices[v].z() + vertices[m].z()));
     vertices[v] = mean;
     vertices[m] = mannequin::mirror(mean);
@@ -113,7 +113,7 @@ struct PrimitiveDistances {
   int closest = 0;                                 // index of the primitive with the smallest SDF
 };
 
-inline PrimitiveDistances primitive_distances(const std::vector<mannequin::Primitive>& primitives, const Eigen::Vector3f& x) {
+inline PrimitiveDistances primitive_distances(const std::vector<mannequin::Primitive>& primitives, const Vec3f& x) {
   PrimitiveDistances out;
   out.per_bone.fill(1e9f);
   float best = 1e9f;
@@ -136,11 +136,11 @@ inline bool bones_are_adjacent(const Skeleton& skeleton, int a, int b) {
 // Smooth weights from the SDF: w_b ~ exp(-(d_b - d_min) / falloff) over the
 // closest bone and its neighbours, top 4, normalized. Computed on the mirror-
 // folded point and mirrored back, so the weights are exactly symmetric.
-inline SkinWeights mannequin_skin_weights(const std::vector<Eigen::Vector3f>& vertices, const Skeleton& skeleton, float falloff = 0.012f) {
+inline SkinWeights mannequin_skin_weights(const std::vector<Vec3f>& vertices, const Skeleton& skeleton, float falloff = 0.012f) {
   const auto primitives = mannequin::whole_body_primitives();
   SkinWeights skin;
   for (const auto& v : vertices) {
-    const Eigen::Vector3f folded(std::abs(v.x()), v.y(), v.z());
+    const Vec3f folded(std::abs(v.x()), v.y(), v.z());
     const auto distances = detail::primitive_distances(primitives, folded);
     const int closest_bone = primitives[distances.closest].bone;
     std::vector<std::pair<float, int>> ranked;
@@ -166,8 +166,8 @@ inline SkinWeights mannequin_skin_weights(const std::vector<Eigen::Vector3f>& ve
 namespace detail {
 
 // Face features on the head, in rest coordinates (folded to x >= 0).
-inline Region head_region(const Eigen::Vector3f& p) {
-  const Eigen::Vector3f eye_center(0.031f, 0.757f, 0.097f);
+inline Region head_region(const Vec3f& p) {
+  const Vec3f eye_center(0.031f, 0.757f, 0.097f);
   if (p.z() > 0.07f && (p - eye_center).norm() < 0.021f) return Region::eye;
   if (p.z() > 0.07f && p.x() < 0.026f && std::abs(p.y() - 0.688f) < 0.009f) return Region::mouth;
   const bool crown = p.y() > 0.80f;
@@ -178,7 +178,7 @@ inline Region head_region(const Eigen::Vector3f& p) {
 }
 
 // A shirt with short sleeves and a collar, trousers, shoes.
-inline Region body_region(Part part, const Eigen::Vector3f& p) {
+inline Region body_region(Part part, const Vec3f& p) {
   const bool front = p.z() > -0.02f;
   switch (part) {
     case Part::head: return head_region(p);
@@ -191,17 +191,17 @@ inline Region body_region(Part part, const Eigen::Vector3f& p) {
     default: break;
   }
   if (p.y() < 0.07f) return Region::trousers;
-  if (p.y() > 0.43f && Eigen::Vector2f(p.x(), p.z() + 0.03f).norm() < 0.085f) return Region::collar;
+  if (p.y() > 0.43f && Vec2f(p.x(), p.z() + 0.03f).norm() < 0.085f) return Region::collar;
   return front ? Region::shirt_front : Region::shirt_back;
 }
 
 }  // namespace detail
 
-inline std::vector<Region> mannequin_regions(const std::vector<Eigen::Vector3f>& vertices) {
+inline std::vector<Region> mannequin_regions(const std::vector<Vec3f>& vertices) {
   const auto primitives = mannequin::half_body_primitives();
   std::vector<Region> regions;
   for (const auto& v : vertices) {
-    const Eigen::Vector3f folded(std::abs(v.x()), v.y(), v.z());
+    const Vec3f folded(std::abs(v.x()), v.y(), v.z());
     regions.push_back(detail::body_region(primitives[detail::primitive_distances(primitives, folded).closest].part, folded));
   }
   return regions;

@@ -5,7 +5,7 @@
 // optional random occluding boxes; then ImageNet mean/std normalization.
 // The crop, rotation and flip move the image, the 2D joints and the 3D labels
 // together, so a sample stays consistent.
-#include "metro/core/eigen.hpp"
+#include "metro/core/vec.hpp"
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -78,7 +78,7 @@ inline AugmentParams sample_augment_params(Generator& rng, const AugmentOptions&
 // The similarity that maps stored-image pixels to output pixels:
 // out = R/2 + (R / box) * Rot(theta) * (src - center), then x -> R - x if flipped.
 struct CropTransform {
-  Eigen::Vector2f center;
+  Vec2f center;
   float pixels_per_source = 1;  // R / box side
   float cos_theta = 1, sin_theta = 0;
   float output_size = 1;
@@ -92,18 +92,18 @@ struct CropTransform {
         output_size(static_cast<float>(output)), flip(p.flip) {}
 
   // Rotation of the image plane (x right, y down); 3D labels turn with it about the optical axis.
-  Eigen::Vector2f rotate(const Eigen::Vector2f& v) const noexcept {
+  Vec2f rotate(const Vec2f& v) const noexcept {
     return {cos_theta * v.x() - sin_theta * v.y(), sin_theta * v.x() + cos_theta * v.y()};
   }
-  Eigen::Vector2f to_output(const Eigen::Vector2f& source) const noexcept {
-    Eigen::Vector2f out = Eigen::Vector2f::Constant(output_size / 2) + pixels_per_source * rotate(source - center);
+  Vec2f to_output(const Vec2f& source) const noexcept {
+    Vec2f out = Vec2f::Constant(output_size / 2) + pixels_per_source * rotate(source - center);
     if (flip) out.x() = output_size - out.x();
     return out;
   }
-  Eigen::Vector2f to_source(Eigen::Vector2f out) const noexcept {
+  Vec2f to_source(Vec2f out) const noexcept {
     if (flip) out.x() = output_size - out.x();
-    const Eigen::Vector2f v = (out - Eigen::Vector2f::Constant(output_size / 2)) / pixels_per_source;
-    return center + Eigen::Vector2f(cos_theta * v.x() + sin_theta * v.y(), -sin_theta * v.x() + cos_theta * v.y());
+    const Vec2f v = (out - Vec2f::Constant(output_size / 2)) / pixels_per_source;
+    return center + Vec2f(cos_theta * v.x() + sin_theta * v.y(), -sin_theta * v.x() + cos_theta * v.y());
   }
 };
 
@@ -115,8 +115,8 @@ inline void transform_joints_2d(std::span<const float> source, const CropTransfo
   const std::size_t joints = source.size() / 3;
   for (std::size_t j = 0; j < joints; ++j) {
     const std::size_t from = crop.flip ? static_cast<std::size_t>(joint_symmetry[j]) : j;
-    const Eigen::Vector2f p = crop.to_output({source[3 * from], source[3 * from + 1]});
-    const Eigen::Vector2f normalized = 2 * p / crop.output_size - Eigen::Vector2f::Ones();
+    const Vec2f p = crop.to_output({source[3 * from], source[3 * from + 1]});
+    const Vec2f normalized = 2 * p / crop.output_size - Vec2f::Ones();
     const bool inside = normalized.cwiseAbs().maxCoeff() <= 1;
     out[3 * j] = normalized.x(), out[3 * j + 1] = normalized.y();
     out[3 * j + 2] = inside ? source[3 * from + 2] : 0.0f;
@@ -126,13 +126,13 @@ inline void transform_joints_2d(std::span<const float> source, const CropTransfo
 // 3D points (N, stride) in the camera frame -> (N, stride) relative to `root`,
 // turned with the image rotation and mirrored (x -> -x, swapped through
 // `symmetry`) when flipped. Extra columns (confidence) are copied.
-inline void transform_points_3d(std::span<const float> source, int stride, const Eigen::Vector3f& root,
+inline void transform_points_3d(std::span<const float> source, int stride, const Vec3f& root,
                                 const CropTransform& crop, std::span<const int> symmetry, std::span<float> out) {
   const std::size_t count = source.size() / stride;
   for (std::size_t i = 0; i < count; ++i) {
     const std::size_t from = crop.flip ? static_cast<std::size_t>(symmetry[i]) : i;
     const float* p = &source[from * stride];
-    const Eigen::Vector2f xy = crop.rotate({p[0] - root.x(), p[1] - root.y()});
+    const Vec2f xy = crop.rotate({p[0] - root.x(), p[1] - root.y()});
     float* q = &out[i * stride];
     q[0] = crop.flip ? -xy.x() : xy.x(), q[1] = xy.y(), q[2] = p[2] - root.z();
     for (int extra = 3; extra < stride; ++extra) q[extra] = p[extra];
@@ -140,8 +140,8 @@ inline void transform_points_3d(std::span<const float> source, int stride, const
 }
 
 // Mid-hip (joints 2 and 3, the official pelvis) of (J, 4) camera-frame joints.
-inline Eigen::Vector3f pelvis(std::span<const float> joints_3d) {
-  return 0.5f * Eigen::Vector3f(joints_3d[8] + joints_3d[12], joints_3d[9] + joints_3d[13], joints_3d[10] + joints_3d[14]);
+inline Vec3f pelvis(std::span<const float> joints_3d) {
+  return 0.5f * Vec3f(joints_3d[8] + joints_3d[12], joints_3d[9] + joints_3d[13], joints_3d[10] + joints_3d[14]);
 }
 
 // Warps the image into the (3, R, R) output: crop/rotate/flip by bilinear
@@ -152,7 +152,7 @@ inline void warp_and_normalize(const render::Image& image, const CropTransform& 
   const auto& box = p.occluder_box;
   for (int y = 0; y < size; ++y) {
     for (int x = 0; x < size; ++x) {
-      const Eigen::Vector2f source = crop.to_source({x + 0.5f, y + 0.5f});
+      const Vec2f source = crop.to_source({x + 0.5f, y + 0.5f});
       const float fx = (x + 0.5f) / size, fy = (y + 0.5f) / size;
       const bool occluded = p.occluder && fx >= box[0] && fx < box[0] + box[2] && fy >= box[1] && fy < box[1] + box[3];
       for (int c = 0; c < 3; ++c) {

@@ -58,7 +58,7 @@ inline void fill_batch_slot(Batch& batch, int slot, const render::Image& image, 
   const CropTransform crop(labels, params, batch.image_size);
   warp_and_normalize(image, crop, params, batch.image_size, std::span(batch.images).subspan(s * 3 * size * size, 3 * size * size));
   transform_joints_2d(labels.joints_2d, crop, options.joint_symmetry, std::span(batch.joints_2d).subspan(s * j * 3, j * 3));
-  const Eigen::Vector3f root = pelvis(labels.joints_3d);
+  const Vec3f root = pelvis(labels.joints_3d);
   transform_points_3d(labels.joints_3d, 4, root, crop, options.joint_symmetry, std::span(batch.joints_3d).subspan(s * j * 4, j * 4));
   transform_points_3d(labels.vertices, 3, root, crop, options.vertex_symmetry, std::span(batch.vertices).subspan(s * v * 3, v * 3));
   batch.has_2d[s] = labels.has_2d, batch.has_3d[s] = labels.has_3d, batch.has_mesh[s] = labels.has_mesh;

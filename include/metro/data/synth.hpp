@@ -3,7 +3,6 @@
 // a pinhole camera that frames it in a square crop, rendered over a random
 // background, with exact labels (2D/3D joints, full mesh, camera, parameters).
 // Sample i depends only on (seed, i), so files are identical on any thread count.
-#include "metro/core/eigen.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -61,55 +60,51 @@ inline std::vector<int> body_joint_symmetry() {
 namespace detail {
 
 // The root rotation (axis-angle): a random heading (any yaw) and a slight lean.
-inline Eigen::Vector3f random_root_rotation(Generator& rng) {
+inline Vec3f random_root_rotation(Generator& rng) {
   const float yaw = rng.uniform(-std::numbers::pi_v<float>, std::numbers::pi_v<float>);
   const float lean = 0.08f * rng.normal<float>(), roll = 0.05f * rng.normal<float>();
-  const Eigen::Quaternionf q = Eigen::Quaternionf(Eigen::AngleAxisf(yaw, Eigen::Vector3f::UnitY())) *
-                               Eigen::Quaternionf(Eigen::AngleAxisf(lean, Eigen::Vector3f::UnitX())) *
-                               Eigen::Quaternionf(Eigen::AngleAxisf(roll, Eigen::Vector3f::UnitZ()));
-  // Quaternion -> axis-angle by hand (Eigen's conversion trips a GCC 12 AVX-512 warning).
-  const float sine = q.vec().norm();
-  if (sine < 1e-8f) return Eigen::Vector3f::Zero();
-  return 2 * std::atan2(sine, q.w()) / sine * q.vec();
+  const Mat3f rotation = body::rotation_from_axis_angle(yaw * Vec3f::UnitY()) * body::rotation_from_axis_angle(lean * Vec3f::UnitX()) *
+                         body::rotation_from_axis_angle(roll * Vec3f::UnitZ());
+  return body::axis_angle_from_rotation(rotation);
 }
 
 // Intrinsics that frame the points: a fixed-ish distance gives the perspective,
 // the focal length makes the person's box fill `fill` of the crop, and the
 // principal point centers it (with jitter). Equivalent to cropping a larger image.
-inline render::Camera frame_points(const std::vector<Eigen::Vector3f>& points, int size, Generator& rng) {
-  Eigen::Vector2f low = Eigen::Vector2f::Constant(1e9f), high = Eigen::Vector2f::Constant(-1e9f);
-  for (const Eigen::Vector3f& p : points) {
-    const Eigen::Vector2f q = p.head<2>() / p.z();
+inline render::Camera frame_points(const std::vector<Vec3f>& points, int size, Generator& rng) {
+  Vec2f low = Vec2f::Constant(1e9f), high = Vec2f::Constant(-1e9f);
+  for (const Vec3f& p : points) {
+    const Vec2f q = Vec2f(p.x(), p.y()) / p.z();
     low = low.cwiseMin(q), high = high.cwiseMax(q);
   }
   const float side = static_cast<float>(size), fill = rng.uniform(0.72f, 0.9f);
   const float focal = side * fill / std::max(high.x() - low.x(), high.y() - low.y());
-  const Eigen::Vector2f middle = 0.5f * (low + high);
+  const Vec2f middle = 0.5f * (low + high);
   const float jitter_x = rng.uniform(-0.05f, 0.05f) * side, jitter_y = rng.uniform(-0.05f, 0.05f) * side;
   return {focal, focal, side / 2 - focal * middle.x() + jitter_x, side / 2 - focal * middle.y() + jitter_y};
 }
 
 inline render::Lighting random_lighting(Generator& rng) {
   render::Lighting light;
-  light.to_light = Eigen::Vector3f(rng.uniform(-1.0f, 1.0f), rng.uniform(-1.0f, 0.3f), -rng.uniform(0.3f, 1.0f)).normalized();
+  light.to_light = Vec3f(rng.uniform(-1.0f, 1.0f), rng.uniform(-1.0f, 0.3f), -rng.uniform(0.3f, 1.0f)).normalized();
   light.ambient = rng.uniform(0.3f, 0.5f);
   light.diffuse = rng.uniform(0.5f, 0.8f);
   return light;
 }
 
-inline std::vector<float> flatten(const std::vector<Eigen::Vector3f>& points) {
+inline std::vector<float> flatten(const std::vector<Vec3f>& points) {
   std::vector<float> out;
   out.reserve(points.size() * 3);
-  for (const Eigen::Vector3f& p : points) out.insert(out.end(), {p.x(), p.y(), p.z()});
+  for (const Vec3f& p : points) out.insert(out.end(), {p.x(), p.y(), p.z()});
   return out;
 }
 
 // 2D joints (J, 3) with visibility: inside the image and not hidden by the body.
-inline std::vector<float> project_joints(const std::vector<Eigen::Vector3f>& joints, const render::Camera& camera,
+inline std::vector<float> project_joints(const std::vector<Vec3f>& joints, const render::Camera& camera,
                                          const render::VisibilityBuffer& buffer, int size, int supersample) {
   std::vector<float> out;
-  for (const Eigen::Vector3f& joint : joints) {
-    const Eigen::Vector2f pixel = camera.project(joint);
+  for (const Vec3f& joint : joints) {
+    const Vec2f pixel = camera.project(joint);
     const bool inside = pixel.x() >= 0 && pixel.y() >= 0 && pixel.x() < size && pixel.y() < size;
     bool visible = inside;
     if (inside) {
@@ -131,9 +126,9 @@ inline SynthSample make_synthetic_sample(const body::BodyModel& model, std::uint
   body::PoseParams pose = model.sample_pose(rng);
   pose.axis_angle[0] = detail::random_root_rotation(rng);
   body::PosedBody posed = model.pose(shape, pose);
-  const Eigen::Vector3f translation(0, 0, rng.uniform(4.0f, 6.0f));
-  for (Eigen::Vector3f& v : posed.vertices) v = render::body_to_camera(v, translation);
-  for (Eigen::Vector3f& j : posed.joints) j = render::body_to_camera(j, translation);
+  const Vec3f translation(0, 0, rng.uniform(4.0f, 6.0f));
+  for (Vec3f& v : posed.vertices) v = render::body_to_camera(v, translation);
+  for (Vec3f& j : posed.joints) j = render::body_to_camera(j, translation);
 
   const int size = options.image_size;
   const render::Camera camera = detail::frame_points(posed.vertices, size, rng);
@@ -153,11 +148,11 @@ inline SynthSample make_synthetic_sample(const body::BodyModel& model, std::uint
   a.center = {size / 2.0f, size / 2.0f};
   a.scale = static_cast<float>(size) / 200;
   a.joints_2d = detail::project_joints(posed.joints, camera, buffer, size, options.supersample);
-  for (const Eigen::Vector3f& j : posed.joints) a.joints_3d.insert(a.joints_3d.end(), {j.x(), j.y(), j.z(), 1.0f});
+  for (const Vec3f& j : posed.joints) a.joints_3d.insert(a.joints_3d.end(), {j.x(), j.y(), j.z(), 1.0f});
   a.vertices = detail::flatten(posed.vertices);
   a.intrinsics = {camera.fx, camera.fy, camera.cx, camera.cy};
   a.shape.assign(shape.values.begin(), shape.values.end());
-  for (const Eigen::Vector3f& r : pose.axis_angle) a.pose.insert(a.pose.end(), {r.x(), r.y(), r.z()});
+  for (const Vec3f& r : pose.axis_angle) a.pose.insert(a.pose.end(), {r.x(), r.y(), r.z()});
   a.has_2d = a.has_3d = a.has_mesh = true;
   return out;
 }

@@ -1,7 +1,7 @@
 #pragma once
 // Perspective pinhole camera in the usual computer-vision frame: x right, y DOWN,
 // z forward (into the scene). Pixel i covers [i, i+1); its center is i + 0.5.
-#include "metro/core/eigen.hpp"
+#include "metro/core/vec.hpp"
 
 namespace metro::render {
 
@@ -9,7 +9,7 @@ struct Camera {
   float fx = 1, fy = 1, cx = 0, cy = 0;  // intrinsics, pixels
 
   // Camera-frame point (metres, z > 0) -> pixel coordinates.
-  Eigen::Vector2f project(const Eigen::Vector3f& point) const noexcept {
+  Vec2f project(const Vec3f& point) const noexcept {
     return {fx * point.x() / point.z() + cx, fy * point.y() / point.z() + cy};
   }
   // The same camera for an image `factor` times larger (supersampling).
@@ -20,8 +20,8 @@ struct Camera {
 // camera frame, for a camera looking at the person's front: a half turn about x
 // (y up -> y down, facing +z -> facing the camera at -z), then `translation`
 // (e.g. (0, 0, distance)). Yaw and tilt come from the pose's root rotation.
-inline Eigen::Vector3f body_to_camera(const Eigen::Vector3f& point, const Eigen::Vector3f& translation) noexcept {
-  return Eigen::Vector3f(point.x(), -point.y(), -point.z()) + translation;
+inline Vec3f body_to_camera(const Vec3f& point, const Vec3f& translation) noexcept {
+  return Vec3f(point.x(), -point.y(), -point.z()) + translation;
 }
 
 // METRO's weak-perspective camera (s, tx, ty) maps a pelvis-relative point X to
@@ -31,12 +31,12 @@ inline Eigen::Vector3f body_to_camera(const Eigen::Vector3f& point, const Eigen:
 // at the center. Used to draw predicted meshes over their input images.
 struct PerspectiveView {
   Camera camera;
-  Eigen::Vector3f translation;  // add to pelvis-relative points (camera frame)
+  Vec3f translation;  // add to pelvis-relative points (camera frame)
 };
 
 inline PerspectiveView from_weak_perspective(float s, float tx, float ty, int image_size, float focal = 5000) {
   const float size = static_cast<float>(image_size);
-  return {{focal, focal, size / 2, size / 2}, Eigen::Vector3f(tx, ty, 2 * focal / (size * s))};
+  return {{focal, focal, size / 2, size / 2}, Vec3f(tx, ty, 2 * focal / (size * s))};
 }
 
 }  // namespace metro::render

@@ -3,7 +3,7 @@
 // rasterize once into a visibility buffer of depth, face id and perspective-
 // correct barycentrics, then shade, take silhouettes or test visibility from it).
 // One image runs on one thread; parallelize over images.
-#include "metro/core/eigen.hpp"
+#include "metro/core/vec.hpp"
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -17,8 +17,8 @@ namespace metro::render {
 
 // A mesh in camera coordinates (metres). Spans: the caller owns the arrays.
 struct MeshView {
-  std::span<const Eigen::Vector3f> vertices;  // (V, 3)
-  std::span<const Eigen::Vector3i> faces;     // (F, 3) vertex indices
+  std::span<const Vec3f> vertices;  // (V, 3)
+  std::span<const Vec3i> faces;     // (F, 3) vertex indices
 };
 
 // Per-pixel result of rasterization: nearest face and where on it.
@@ -26,13 +26,13 @@ struct VisibilityBuffer {
   int width = 0, height = 0;
   std::vector<float> depth;       // (H, W) camera z of the nearest surface, +inf where empty
   std::vector<int> face;          // (H, W) face index, -1 where empty
-  std::vector<Eigen::Vector3f> barycentric;  // (H, W) perspective-correct weights of the face's vertices
+  std::vector<Vec3f> barycentric;  // (H, W) perspective-correct weights of the face's vertices
 
   VisibilityBuffer(int width_, int height_)
       : width(width_), height(height_),
         depth(static_cast<std::size_t>(width_) * height_, std::numeric_limits<float>::infinity()),
         face(depth.size(), -1),
-        barycentric(depth.size(), Eigen::Vector3f::Zero()) {}
+        barycentric(depth.size(), Vec3f::Zero()) {}
 
   std::size_t index(int x, int y) const noexcept { return static_cast<std::size_t>(y) * width + x; }
   bool covered(int x, int y) const noexcept { return face[index(x, y)] >= 0; }
@@ -42,14 +42,14 @@ inline constexpr float kNearPlane = 0.01f;  // metres; faces closer than this ar
 
 namespace detail {
 
-inline float edge(const Eigen::Vector2f& a, const Eigen::Vector2f& b, const Eigen::Vector2f& p) noexcept {
+inline float edge(const Vec2f& a, const Vec2f& b, const Vec2f& p) noexcept {
   return (b.x() - a.x()) * (p.y() - a.y()) - (b.y() - a.y()) * (p.x() - a.x());
 }
 
 // Rasterizes one triangle given its screen positions and camera depths. The
 // three edge functions are affine in the pixel position, so they are stepped
 // incrementally along each row.
-inline void rasterize_triangle(VisibilityBuffer& buffer, int face_index, const Eigen::Vector2f (&screen)[3],
+inline void rasterize_triangle(VisibilityBuffer& buffer, int face_index, const Vec2f (&screen)[3],
                                const float (&depth)[3]) {
   const float area = edge(screen[0], screen[1], screen[2]);
   if (!std::isfinite(area) || std::abs(area) < 1e-12f) return;
@@ -65,8 +65,8 @@ inline void rasterize_triangle(VisibilityBuffer& buffer, int face_index, const E
   // Weight k (of vertex k) = edge(opposite edge, p) / area = step_x[k] * x + step_y[k] * y + offset[k].
   float step_x[3], step_y[3], offset[3], inverse_depth[3];
   for (int k = 0; k < 3; ++k) {
-    const Eigen::Vector2f& a = screen[(k + 1) % 3];
-    const Eigen::Vector2f& b = screen[(k + 2) % 3];
+    const Vec2f& a = screen[(k + 1) % 3];
+    const Vec2f& b = screen[(k + 2) % 3];
     step_x[k] = -(b.y() - a.y()) / area, step_y[k] = (b.x() - a.x()) / area;
     offset[k] = ((b.y() - a.y()) * a.x() - (b.x() - a.x()) * a.y()) / area;
     inverse_depth[k] = 1 / depth[k];
@@ -84,7 +84,7 @@ inline void rasterize_triangle(VisibilityBuffer& buffer, int face_index, const E
       if (z >= buffer.depth[i]) continue;
       buffer.depth[i] = z;
       buffer.face[i] = face_index;
-      buffer.barycentric[i] = Eigen::Vector3f(q0 * z, q1 * z, q2 * z);
+      buffer.barycentric[i] = Vec3f(q0 * z, q1 * z, q2 * z);
     }
   }
 }
@@ -100,15 +100,15 @@ enum class Faces { both, front_only };
 inline VisibilityBuffer rasterize(const MeshView& mesh, const Camera& camera, int width, int height,
                                   Faces faces = Faces::both) {
   VisibilityBuffer buffer(width, height);
-  std::vector<Eigen::Vector2f> screen(mesh.vertices.size());
+  std::vector<Vec2f> screen(mesh.vertices.size());
   for (std::size_t v = 0; v < mesh.vertices.size(); ++v) {
-    screen[v] = mesh.vertices[v].z() > kNearPlane ? camera.project(mesh.vertices[v]) : Eigen::Vector2f::Zero();
+    screen[v] = mesh.vertices[v].z() > kNearPlane ? camera.project(mesh.vertices[v]) : Vec2f::Zero();
   }
   for (std::size_t f = 0; f < mesh.faces.size(); ++f) {
-    const Eigen::Vector3i& face = mesh.faces[f];
+    const Vec3i& face = mesh.faces[f];
     const float depth[3] = {mesh.vertices[face[0]].z(), mesh.vertices[face[1]].z(), mesh.vertices[face[2]].z()};
     if (std::min({depth[0], depth[1], depth[2]}) <= kNearPlane) continue;
-    const Eigen::Vector2f corners[3] = {screen[face[0]], screen[face[1]], screen[face[2]]};
+    const Vec2f corners[3] = {screen[face[0]], screen[face[1]], screen[face[2]]};
     if (faces == Faces::front_only && detail::edge(corners[0], corners[1], corners[2]) >= 0) continue;
     detail::rasterize_triangle(buffer, static_cast<int>(f), corners, depth);
   }
@@ -116,20 +116,20 @@ inline VisibilityBuffer rasterize(const MeshView& mesh, const Camera& camera, in
 }
 
 // Area-weighted vertex normals (unit; orientation follows the face winding).
-inline std::vector<Eigen::Vector3f> vertex_normals(const MeshView& mesh) {
-  std::vector<Eigen::Vector3f> normals(mesh.vertices.size(), Eigen::Vector3f::Zero());
-  for (const Eigen::Vector3i& face : mesh.faces) {
-    const Eigen::Vector3f n =
+inline std::vector<Vec3f> vertex_normals(const MeshView& mesh) {
+  std::vector<Vec3f> normals(mesh.vertices.size(), Vec3f::Zero());
+  for (const Vec3i& face : mesh.faces) {
+    const Vec3f n =
         (mesh.vertices[face[1]] - mesh.vertices[face[0]]).cross(mesh.vertices[face[2]] - mesh.vertices[face[0]]);
     for (int k = 0; k < 3; ++k) normals[face[k]] += n;
   }
-  for (Eigen::Vector3f& n : normals) n.normalize();
+  for (Vec3f& n : normals) n.normalize();
   return normals;
 }
 
 // Lambert + ambient lighting, light at infinity.
 struct Lighting {
-  Eigen::Vector3f to_light = Eigen::Vector3f(0, 0, -1);  // unit, camera frame, surface -> light
+  Vec3f to_light = Vec3f(0, 0, -1);  // unit, camera frame, surface -> light
   float ambient = 0.4f;
   float diffuse = 0.6f;
 };
@@ -143,14 +143,14 @@ struct ShadedPixels {
 
 inline ShadedPixels shade(const VisibilityBuffer& buffer, const MeshView& mesh, std::span<const Color> vertex_colors,
                           const Lighting& light) {
-  const std::vector<Eigen::Vector3f> normals = vertex_normals(mesh);
+  const std::vector<Vec3f> normals = vertex_normals(mesh);
   ShadedPixels out{std::vector<Color>(buffer.face.size()), std::vector<float>(buffer.face.size(), 0.0f)};
   for (std::size_t i = 0; i < buffer.face.size(); ++i) {
     if (buffer.face[i] < 0) continue;
-    const Eigen::Vector3i& face = mesh.faces[buffer.face[i]];
-    const Eigen::Vector3f& w = buffer.barycentric[i];
-    Eigen::Vector3f normal = (w[0] * normals[face[0]] + w[1] * normals[face[1]] + w[2] * normals[face[2]]).normalized();
-    const Eigen::Vector3f point = w[0] * mesh.vertices[face[0]] + w[1] * mesh.vertices[face[1]] + w[2] * mesh.vertices[face[2]];
+    const Vec3i& face = mesh.faces[buffer.face[i]];
+    const Vec3f& w = buffer.barycentric[i];
+    Vec3f normal = (w[0] * normals[face[0]] + w[1] * normals[face[1]] + w[2] * normals[face[2]]).normalized();
+    const Vec3f point = w[0] * mesh.vertices[face[0]] + w[1] * mesh.vertices[face[1]] + w[2] * mesh.vertices[face[2]];
     if (normal.dot(point) > 0) normal = -normal;  // two-sided: face the camera
     const float intensity = light.ambient + light.diffuse * std::max(0.0f, normal.dot(light.to_light));
     Color c;
@@ -203,7 +203,7 @@ inline VisibilityBuffer render_over(Image& image, const MeshView& mesh, std::spa
 inline void render_overlay(Image& image, const MeshView& mesh, const Camera& camera, Color color, float opacity = 0.6f) {
   const std::vector<Color> colors(mesh.vertices.size(), color);
   Lighting light;
-  light.to_light = Eigen::Vector3f(0.3f, -0.5f, -1.0f).normalized();
+  light.to_light = Vec3f(0.3f, -0.5f, -1.0f).normalized();
   render_over(image, mesh, colors, camera, light, 2, opacity);
 }
 

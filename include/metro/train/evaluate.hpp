@@ -38,13 +38,15 @@ inline io::json::Value to_json(const MeshMetrics& m) {
 // against the labels, all in metres.
 inline void add_sample(eval::MetricAccumulator& acc, const RowPoints& pred_vertices, const RowPoints& pred_joints,
                        const RowPoints& gt_vertices, const RowPoints& gt_joints) {
-  acc.add("mpjpe_mm", eval::mpjpe(pred_joints, gt_joints));
-  acc.add("pa_mpjpe_mm", eval::pa_mpjpe(pred_joints, gt_joints));
-  acc.add("mpve_mm", eval::mpve(pred_vertices, gt_vertices, eval::pelvis(pred_joints), eval::pelvis(gt_joints)));
-  acc.add("pa_mpvpe_mm", eval::pa_mpvpe(pred_vertices, gt_vertices));
-  const Eigen::Matrix3Xf aligned = eval::similarity_align(pred_vertices, gt_vertices);
-  acc.add("f_at_5mm", eval::fscore(aligned, gt_vertices, 0.005).fscore);
-  acc.add("f_at_15mm", eval::fscore(aligned, gt_vertices, 0.015).fscore);
+  const eval::Points pv(pred_vertices.data(), pred_vertices.rows()), pj(pred_joints.data(), pred_joints.rows());
+  const eval::Points gv(gt_vertices.data(), gt_vertices.rows()), gj(gt_joints.data(), gt_joints.rows());
+  acc.add("mpjpe_mm", eval::mpjpe(pj, gj));
+  acc.add("pa_mpjpe_mm", eval::pa_mpjpe(pj, gj));
+  acc.add("mpve_mm", eval::mpve(pv, gv, eval::pelvis(pj), eval::pelvis(gj)));
+  acc.add("pa_mpvpe_mm", eval::pa_mpvpe(pv, gv));
+  const std::vector<Vec3f> aligned = eval::similarity_align(pv, gv);
+  acc.add("f_at_5mm", eval::fscore(aligned, gv, 0.005).fscore);
+  acc.add("f_at_15mm", eval::fscore(aligned, gv, 0.015).fscore);
 }
 
 inline MeshMetrics summarize(const eval::MetricAccumulator& acc) {
@@ -115,7 +117,8 @@ inline RowPoints mean_training_mesh(const data::Dataset& dataset, std::size_t ma
   for (std::size_t i = 0; i < count; ++i) {
     const data::SampleAnnotation a = dataset.annotation(i);
     if (!a.has_mesh || !a.has_3d) continue;
-    const Eigen::RowVector3f root = data::pelvis(a.joints_3d).transpose();
+    const Vec3f pelvis = data::pelvis(a.joints_3d);
+    const Eigen::RowVector3f root(pelvis.x(), pelvis.y(), pelvis.z());
     total += Eigen::Map<const RowPoints>(a.vertices.data(), dataset.num_vertices(), 3).rowwise() - root;
     ++used;
   }
@@ -133,7 +136,8 @@ inline MeshMetrics evaluate_constant_mesh(const RowPoints& mean_mesh, const data
   for (std::int64_t i = 0; i < count && (max_samples == 0 || i < max_samples); ++i) {
     const data::SampleAnnotation a = dataset.annotation(static_cast<std::size_t>(i));
     if (!a.has_mesh || !a.has_3d) continue;
-    const Eigen::RowVector3f root = data::pelvis(a.joints_3d).transpose();
+    const Vec3f pelvis = data::pelvis(a.joints_3d);
+    const Eigen::RowVector3f root(pelvis.x(), pelvis.y(), pelvis.z());
     const RowPoints gt_vertices = Eigen::Map<const RowPoints>(a.vertices.data(), dataset.num_vertices(), 3).rowwise() - root;
     const RowPoints gt_joints = points_of(a.joints_3d.data(), 0, dataset.num_joints(), 4).rowwise() - root;
     add_sample(acc, mean_mesh, joints, gt_vertices, gt_joints);

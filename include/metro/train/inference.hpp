@@ -42,9 +42,9 @@ Prediction predict(Net& net, const Tensor<float>& input, const MeshHierarchy& me
   return p;
 }
 
-inline std::vector<Eigen::Vector3f> to_vectors(const RowPoints& points) {
-  std::vector<Eigen::Vector3f> out;
-  for (Eigen::Index i = 0; i < points.rows(); ++i) out.emplace_back(points.row(i).transpose());
+inline std::vector<Vec3f> to_vectors(const RowPoints& points) {
+  std::vector<Vec3f> out;
+  for (Eigen::Index i = 0; i < points.rows(); ++i) out.emplace_back(points(i, 0), points(i, 1), points(i, 2));
   return out;
 }
 

@@ -20,7 +20,7 @@ namespace metro::train {
 using RowPoints = Eigen::Matrix<float, Eigen::Dynamic, 3, Eigen::RowMajor>;  // (N, 3)
 
 // Body-frame points (y up, facing +z) -> camera orientation (y down, z forward).
-inline RowPoints to_camera_orientation(const std::vector<Eigen::Vector3f>& points) {
+inline RowPoints to_camera_orientation(const std::vector<Vec3f>& points) {
   RowPoints out(static_cast<Eigen::Index>(points.size()), 3);
   for (std::size_t i = 0; i < points.size(); ++i) out.row(static_cast<Eigen::Index>(i)) << points[i].x(), -points[i].y(), -points[i].z();
   return out;

@@ -53,21 +53,21 @@ inline render::Camera weak_perspective_camera(float s, float tx, float ty, const
   return {f, f, crop.x0 + half + s * tx * half, crop.y0 + half + s * ty * half};
 }
 
-inline std::vector<Eigen::Vector3f> at_depth(const RowPoints& points, float depth) {
-  std::vector<Eigen::Vector3f> out;
+inline std::vector<Vec3f> at_depth(const RowPoints& points, float depth) {
+  std::vector<Vec3f> out;
   for (Eigen::Index i = 0; i < points.rows(); ++i) out.emplace_back(points(i, 0), points(i, 1), points(i, 2) + depth);
   return out;
 }
 
 inline render::Lighting front_light() {
   render::Lighting light;
-  light.to_light = Eigen::Vector3f(0.3f, -0.5f, -1.0f).normalized();
+  light.to_light = Vec3f(0.3f, -0.5f, -1.0f).normalized();
   return light;
 }
 
 // Renders `vertices` (V, 3, camera orientation) turned by `yaw` radians about the
 // vertical axis, framed to fill `size` x `size` on a grey background.
-inline render::Image render_turned(const RowPoints& vertices, const std::vector<Eigen::Vector3i>& faces,
+inline render::Image render_turned(const RowPoints& vertices, const std::vector<Vec3i>& faces,
                                    const std::vector<render::Color>& colors, float yaw, int size) {
   RowPoints turned(vertices.rows(), 3);
   const float c = std::cos(yaw), s = std::sin(yaw);
@@ -97,7 +97,7 @@ inline render::Image side_by_side(const render::Image& a, const render::Image& b
 
 // The mesh over the image with the predicted camera, next to a side view (90 degrees).
 inline render::Image overlay_picture(const render::Image& image, const Crop& crop, const RowPoints& vertices,
-                                     const std::vector<Eigen::Vector3i>& faces, const float camera[3]) {
+                                     const std::vector<Vec3i>& faces, const float camera[3]) {
   render::Image front = image;
   const auto placed = at_depth(vertices, kFarDepth);
   const std::vector<render::Color> colors(placed.size(), render::Color{0.55f, 0.75f, 1.0f});
