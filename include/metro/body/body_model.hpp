@@ -7,7 +7,6 @@
 //
 // Frame: metres, y up, the person faces +z, their left is +x, the pelvis
 // (mid-hip) is the origin. Built once, deterministically, on first use.
-#include "metro/core/eigen.hpp"  // SparseMatrix
 #include "metro/core/vec.hpp"
 
 #include <array>
@@ -75,14 +74,14 @@ class BodyModel {
   // (V_coarse, V_fine): the downsamplings from level `fine` to the coarser level `coarse`, chained.
   SparseRowMatrix downsample(int fine, int coarse) const {
     SparseRowMatrix m = identity(checked_order(fine, coarse));
-    for (int level = fine; level < coarse; ++level) m = SparseRowMatrix(downsample(level) * m);
+    for (int level = fine; level < coarse; ++level) m = downsample(level) * m;
     return m;
   }
   // (V_fine, V_coarse): the upsamplings from level `coarse` to the finer level `fine`, chained.
   SparseRowMatrix upsample(int coarse, int fine) const {
     SparseRowMatrix m = identity(coarse);
     checked_order(fine, coarse);
-    for (int level = coarse - 1; level >= fine; --level) m = SparseRowMatrix(upsample(level) * m);
+    for (int level = coarse - 1; level >= fine; --level) m = upsample(level) * m;
     return m;
   }
   // (kNumJoints, V_full): J = G V.
@@ -128,11 +127,7 @@ class BodyModel {
     if (fine > coarse) throw ValueError("BodyModel: level " + std::to_string(fine) + " is coarser than level " + std::to_string(coarse));
     return fine;
   }
-  SparseRowMatrix identity(int level) const {
-    SparseRowMatrix m(num_vertices(level), num_vertices(level));
-    m.setIdentity();
-    return m;
-  }
+  SparseRowMatrix identity(int level) const { return SparseRowMatrix::Identity(num_vertices(level)); }
 
   // The 14 evaluation joints from the posed skeleton; the head top rides on the head bone.
   std::vector<Vec3f> evaluation_joints(const std::vector<BoneTransform>& world, const std::vector<Mat3f>& scale) const {

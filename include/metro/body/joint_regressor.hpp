@@ -2,7 +2,6 @@
 // The joint regressor G (METRO Sec. 3.3: J_3D = G V_3D): a sparse matrix whose
 // rows are convex combinations of a few mesh vertices near each joint, fitted
 // by non-negative least squares over many posed and shaped bodies.
-#include "metro/core/eigen.hpp"  // SparseMatrix
 #include "metro/core/vec.hpp"
 
 #include <algorithm>
@@ -112,7 +111,7 @@ inline SparseRowMatrix fit_joint_regressor(const std::vector<std::vector<Vec3f>>
   const auto& rest = vertex_samples.front();
   const int joint_count = static_cast<int>(joint_samples.front().size()), samples = static_cast<int>(vertex_samples.size());
   const double sum_weight = 10.0;  // soft constraint sum(g) = 1, made exact afterwards
-  std::vector<Eigen::Triplet<float>> entries;
+  std::vector<SparseEntry> entries;
   for (int j = 0; j < joint_count; ++j) {
     const auto candidate_ids = detail::surrounding_vertices(rest, joint_samples.front()[j], per_octant);
     const int candidates = static_cast<int>(candidate_ids.size());
@@ -130,11 +129,9 @@ inline SparseRowMatrix fit_joint_regressor(const std::vector<std::vector<Vec3f>>
     double kept_sum = 0.0;
     for (int k = 0; k < candidates; ++k) kept_sum += g[k] > 1e-6 ? g[k] : 0.0;
     for (int k = 0; k < candidates; ++k)
-      if (g[k] > 1e-6) entries.emplace_back(j, candidate_ids[k], static_cast<float>(g[k] / kept_sum));
+      if (g[k] > 1e-6) entries.push_back({j, candidate_ids[k], static_cast<float>(g[k] / kept_sum)});
   }
-  SparseRowMatrix regressor(joint_count, static_cast<int>(rest.size()));
-  regressor.setFromTriplets(entries.begin(), entries.end());
-  return regressor;
+  return {joint_count, static_cast<int>(rest.size()), std::move(entries)};
 }
 
 }  // namespace metro::body

@@ -60,7 +60,7 @@ namespace detail {
 inline float degrees_to_radians(float degrees) { return degrees * std::numbers::pi_v<float> / 180.0f; }
 
 inline Mat3f rotation_about(const Vec3f& axis, float degrees) {
-  return rotation_from_axis_angle(Vec3f(axis.normalized() * degrees_to_radians(degrees)));
+  return rotation_from_axis_angle(degrees_to_radians(degrees) * axis.normalized());
 }
 
 inline float clamp_to(float value, const float (&limits)[2]) { return std::clamp(value, limits[0], limits[1]); }

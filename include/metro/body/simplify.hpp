@@ -6,7 +6,6 @@
 // downsampling selects that subset, upsampling writes every removed vertex as
 // barycentric coordinates in its closest coarse triangle.
 // Collapses are made in mirror pairs, so a left/right symmetric mesh stays symmetric.
-#include "metro/core/eigen.hpp"  // SparseMatrix
 #include "metro/core/vec.hpp"
 
 #include <algorithm>
@@ -17,11 +16,11 @@
 #include <tuple>
 #include <vector>
 
+#include "metro/body/sparse_rows.hpp"
 #include "metro/core/error.hpp"
 
 namespace metro::body {
 
-using SparseRowMatrix = Eigen::SparseMatrix<float, Eigen::RowMajor>;
 
 struct SimplifiedMesh {
   std::vector<int> kept;               // (V_coarse) fine index of each coarse vertex, ascending
@@ -267,11 +266,9 @@ inline SimplifiedMesh simplify_mesh(const std::vector<Vec3f>& vertices, const st
 
 // (V_coarse, V_fine): row c selects fine vertex kept[c].
 inline SparseRowMatrix downsampling_matrix(const SimplifiedMesh& coarse, int fine_count) {
-  std::vector<Eigen::Triplet<float>> entries;
-  for (int c = 0; c < static_cast<int>(coarse.kept.size()); ++c) entries.emplace_back(c, coarse.kept[c], 1.0f);
-  SparseRowMatrix matrix(static_cast<int>(coarse.kept.size()), fine_count);
-  matrix.setFromTriplets(entries.begin(), entries.end());
-  return matrix;
+  std::vector<SparseEntry> entries;
+  for (int c = 0; c < static_cast<int>(coarse.kept.size()); ++c) entries.push_back({c, coarse.kept[c], 1.0f});
+  return {static_cast<int>(coarse.kept.size()), fine_count, std::move(entries)};
 }
 
 // (V_fine, V_coarse): kept vertices copy their coarse vertex; removed ones take
@@ -285,10 +282,10 @@ inline SparseRowMatrix upsampling_matrix(const std::vector<Vec3f>& fine_vertices
   std::vector<int> fine_to_coarse(fine_vertices.size(), -1);
   for (int c = 0; c < coarse_count; ++c) fine_to_coarse[coarse.kept[c]] = c;
 
-  std::vector<Eigen::Triplet<float>> entries;
+  std::vector<SparseEntry> entries;
   for (int v = 0; v < static_cast<int>(fine_vertices.size()); ++v) {
     if (fine_to_coarse[v] >= 0) {
-      entries.emplace_back(v, fine_to_coarse[v], 1.0f);
+      entries.push_back({v, fine_to_coarse[v], 1.0f});
       continue;
     }
     std::vector<std::pair<float, int>> nearest;
@@ -308,11 +305,9 @@ inline SparseRowMatrix upsampling_matrix(const std::vector<Vec3f>& fine_vertices
         if (distance < best_distance) best_distance = distance, best_weights = weights, best_face = face;
       }
     for (int k = 0; k < 3; ++k)
-      if (best_weights[k] > 0.0f) entries.emplace_back(v, best_face[k], best_weights[k]);
+      if (best_weights[k] > 0.0f) entries.push_back({v, best_face[k], best_weights[k]});
   }
-  SparseRowMatrix matrix(static_cast<int>(fine_vertices.size()), coarse_count);
-  matrix.setFromTriplets(entries.begin(), entries.end());
-  return matrix;
+  return {static_cast<int>(fine_vertices.size()), coarse_count, std::move(entries)};
 }
 
 }  // namespace metro::body

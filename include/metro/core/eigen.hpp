@@ -16,5 +16,4 @@
 #include <immintrin.h>
 #endif
 #include <Eigen/Dense>
-#include <Eigen/SparseCore>
 #pragma GCC diagnostic pop

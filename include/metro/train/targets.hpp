@@ -34,6 +34,9 @@ inline Tensor<float> tensor_from_points(const RowPoints& points) {
 // mesh resolutions ending at the full mesh. The paper's network puts its tokens
 // on body level 2 (431 vertices; mid 1723); the `small` preset on level 3 (108;
 // mid 431). The mid level is always the next finer one.
+// A body model's sparse matrix as a dense (rows, cols) tensor.
+inline Tensor<float> dense(const body::SparseRowMatrix& m) { return from_vector<float>(m.to_dense(), {m.rows(), m.cols()}); }
+
 struct MeshHierarchy;
 inline void check_network_matches(const model::MetroConfig& c, const MeshHierarchy& mesh);
 
@@ -50,10 +53,7 @@ struct MeshHierarchy {
         mid_to_coarse(body.downsample(coarse - 1)),
         coarse_to_mid(body.upsample(coarse - 1)),
         mid_to_full(body.upsample(coarse - 1, 0)) {
-    const Eigen::MatrixXf dense = Eigen::MatrixXf(body.joint_regressor());
-    std::vector<float> values(static_cast<std::size_t>(dense.size()));
-    Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(values.data(), dense.rows(), dense.cols()) = dense;
-    regressor = from_vector<float>(values, {dense.rows(), dense.cols()});
+    regressor = dense(body.joint_regressor());
     const RowPoints joints = to_camera_orientation(body.rest_joints());
     const Eigen::RowVector3f pelvis = 0.5f * (joints.row(nn::kRightHip) + joints.row(nn::kLeftHip));
     template_joints = tensor_from_points(joints.rowwise() - pelvis);
@@ -75,7 +75,7 @@ struct MeshHierarchy {
   std::int64_t mid_vertices() const { return full_to_mid.rows(); }
   std::int64_t coarse_vertices() const { return mid_to_coarse.rows(); }
   // (V_full, V_coarse): a coarse-vertex quantity carried to the full mesh.
-  Eigen::VectorXf coarse_to_full(const Eigen::VectorXf& coarse) const { return mid_to_full * (coarse_to_mid * coarse); }
+  std::vector<float> coarse_to_full(const std::vector<float>& coarse) const { return mid_to_full * (coarse_to_mid * coarse); }
 
  private:
   static int checked_coarse_level(int level) {
@@ -117,10 +117,6 @@ inline model::MetroConfig preset_config(const std::string& name, std::int64_t im
 template <class Net>
 void init_upsampling_from_body(Net& net, const MeshHierarchy& mesh) {
   NoGradGuard no_grad;
-  const auto dense = [](const body::SparseRowMatrix& m) {
-    const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> d(m);
-    return from_vector<float>(std::vector<float>(d.data(), d.data() + d.size()), {d.rows(), d.cols()});
-  };
   for (auto& [name, parameter] : net.named_parameters()) {
     if (name == "upsampling.weight") copy_(parameter, dense(mesh.coarse_to_mid));      // (mid, coarse)
     else if (name == "upsampling2.weight") copy_(parameter, dense(mesh.mid_to_full));  // (full, mid)
@@ -140,12 +136,16 @@ namespace detail {
 
 // (B, V_in, 3) -> (B, V_out, 3) by a sparse (V_out, V_in) matrix, per sample.
 inline std::vector<float> downsample_batch(const body::SparseRowMatrix& matrix, const std::vector<float>& vertices, int batch) {
-  const Eigen::Index in = matrix.cols(), out = matrix.rows();
-  std::vector<float> result(static_cast<std::size_t>(batch * out * 3));
-  for (int b = 0; b < batch; ++b) {
-    const Eigen::Map<const RowPoints> source(vertices.data() + b * in * 3, in, 3);
-    Eigen::Map<RowPoints>(result.data() + b * out * 3, out, 3) = matrix * source;
-  }
+  const std::int64_t in = matrix.cols(), out = matrix.rows();
+  std::vector<float> result(static_cast<std::size_t>(batch * out * 3), 0.0f);
+  for (int b = 0; b < batch; ++b)
+    for (int r = 0; r < out; ++r) {
+      float* target = result.data() + (b * out + r) * 3;
+      const std::span<const int> columns = matrix.row_columns(r);
+      const std::span<const float> weights = matrix.row_values(r);
+      for (std::size_t k = 0; k < columns.size(); ++k)
+        for (int c = 0; c < 3; ++c) target[c] += weights[k] * vertices[static_cast<std::size_t>((b * in + columns[k]) * 3 + c)];
+    }
   return result;
 }
 

@@ -144,12 +144,13 @@ inline render::Image attention_matrix_picture(const Eigen::MatrixXf& attention, 
 // carried to the full mesh by the body's upsampling matrices, scaled to [0, 1].
 inline std::vector<float> joint_attention_on_mesh(const Eigen::MatrixXf& attention, int joint, int num_joints, const MeshHierarchy& mesh) {
   if (joint < 0 || joint >= num_joints) throw UsageError("--joint: must be in [0, " + std::to_string(num_joints) + ")");
-  const Eigen::VectorXf coarse = attention.row(joint).tail(attention.cols() - num_joints).transpose();
-  const Eigen::VectorXf full = mesh.coarse_to_full(coarse);
-  const float low = full.minCoeff(), high = full.maxCoeff();
-  std::vector<float> out(static_cast<std::size_t>(full.size()));
-  for (Eigen::Index i = 0; i < full.size(); ++i) out[static_cast<std::size_t>(i)] = high > low ? (full(i) - low) / (high - low) : 0.0f;
-  return out;
+  std::vector<float> coarse;
+  for (Eigen::Index c = num_joints; c < attention.cols(); ++c) coarse.push_back(attention(joint, c));
+  std::vector<float> full = mesh.coarse_to_full(coarse);
+  const auto [low, high] = std::minmax_element(full.begin(), full.end());
+  const float lowest = *low, range = *high - *low;
+  for (float& value : full) value = range > 0 ? (value - lowest) / range : 0.0f;
+  return full;
 }
 
 }  // namespace metro::train
