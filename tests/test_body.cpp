@@ -283,6 +283,17 @@ TEST_CASE("Rodrigues' formula, its inverse and bone transform composition") {
     CHECK((axis_angle_from_rotation(r) - axis_angle).norm() < 1e-4f);
   }
   CHECK(rotation_from_axis_angle(Vec3::Zero()) == metro::Mat3f::Identity());
+  CHECK(axis_angle_from_rotation(metro::Mat3f::Identity()) == Vec3::Zero());
+  // The inverse at the ends of [0, pi]: tiny angles (float traces round to 3) and near pi.
+  for (const float angle : {1e-5f, 1e-4f, 1e-3f, 3.0f, 3.1405926f, 3.1415f}) {
+    const Vec3 axis_angle = angle * Vec3(0.48f, -0.6f, 0.64f);  // a unit axis
+    CAPTURE(angle);
+    CHECK((axis_angle_from_rotation(rotation_from_axis_angle(axis_angle)) - axis_angle).norm() < 2e-3f * angle + 1e-9f);
+  }
+  const Vec3 half_turn = axis_angle_from_rotation(metro::Mat3f::Diagonal({1.0f, -1.0f, -1.0f}));  // pi about x (or -x)
+  CHECK(std::abs(half_turn.x()) == doctest::Approx(3.14159265f));
+  CHECK(half_turn.y() == 0.0f);
+  CHECK(half_turn.z() == 0.0f);
   // (outer after inner)(v) == outer(inner(v))
   const BoneTransform inner{rotation_from_axis_angle(Vec3(0.3f, -0.2f, 0.5f)), Vec3(0.1f, 0.2f, -0.3f)};
   const BoneTransform outer{2.0f * rotation_from_axis_angle(Vec3(-1.0f, 0.4f, 0.1f)), Vec3(-0.5f, 0.0f, 1.0f)};

@@ -21,11 +21,10 @@
 
 namespace metro::body {
 
-
 struct SimplifiedMesh {
-  std::vector<int> kept;               // (V_coarse) fine index of each coarse vertex, ascending
-  std::vector<Vec3i> faces;  // (F_coarse) indices into `kept`
-  std::vector<int> merged_into;        // (V_fine) coarse vertex each fine vertex was collapsed into
+  std::vector<int> kept;         // (V_coarse) fine index of each coarse vertex, ascending
+  std::vector<Vec3i> faces;      // (F_coarse) indices into `kept`
+  std::vector<int> merged_into;  // (V_fine) coarse vertex each fine vertex was collapsed into
 };
 
 namespace detail {

@@ -3,7 +3,6 @@
 // deformation model SMPL uses (Loper et al. 2015), which METRO's template and
 // ground truth come from (METRO Sec. 3, 4).
 
-#include <algorithm>
 #include <array>
 #include <cmath>
 #include <vector>
@@ -15,7 +14,7 @@ namespace metro::body {
 
 // A kinematic tree; joints are listed parents first.
 struct Skeleton {
-  std::vector<int> parents;                // (J) parent joint, -1 for the root
+  std::vector<int> parents;      // (J) parent joint, -1 for the root
   std::vector<Vec3f> positions;  // (J, 3) rest joint positions
   int size() const { return static_cast<int>(parents.size()); }
 };
@@ -48,16 +47,16 @@ inline Mat3f rotation_from_axis_angle(const Vec3f& axis_angle) {
   return c * Mat3f::Identity() + s * cross + (1.0f - c) * outer(k, k);
 }
 
-// The inverse of Rodrigues' formula: angle = acos((tr R - 1) / 2) in [0, pi]; the axis
-// from R - R^T = 2 sin(angle) [k]x, or, near pi where that vanishes, from the largest
-// column of R + R^T + (1 - tr R) I = 2 (1 - cos(angle)) k k^T.
-inline Vec3f axis_angle_from_rotation(const Mat3f& r) {
-  const double cos_angle = std::clamp((static_cast<double>(r.trace()) - 1.0) / 2.0, -1.0, 1.0);
-  const double angle = std::acos(cos_angle);
+// The inverse of Rodrigues' formula, in double: R - R^T = 2 sin(angle) [k]x and
+// tr R = 1 + 2 cos(angle) give angle = atan2(sin, cos) in [0, pi] (accurate at both ends)
+// and the axis; near pi, where the skew part vanishes, the axis is the largest column of
+// R + R^T + (1 - tr R) I = 2 (1 - cos(angle)) k k^T.
+inline Vec3f axis_angle_from_rotation(const Mat3f& rotation) {
+  const Mat3d r = rotation.cast<double>();
   const Vec3d skew(r(2, 1) - r(1, 2), r(0, 2) - r(2, 0), r(1, 0) - r(0, 1));  // 2 sin(angle) k
-  if (angle < 1e-7) return Vec3f::Zero();
-  if (angle < 3.0) return (skew.normalized() * angle).cast<float>();
-  const Mat3d kk = r.cast<double>() + r.transpose().cast<double>() + (1.0 - r.trace()) * Mat3d::Identity();
+  const double angle = std::atan2(0.5 * skew.norm(), 0.5 * (r.trace() - 1.0));
+  if (angle < 3.0) return (skew.normalized() * angle).cast<float>();  // zero for the identity
+  const Mat3d kk = r + r.transpose() + (1.0 - r.trace()) * Mat3d::Identity();
   int best = 0;
   for (int i = 1; i < 3; ++i) best = kk(i, i) > kk(best, best) ? i : best;
   Vec3d axis = kk.col(best).normalized();
@@ -83,7 +82,7 @@ inline std::vector<BoneTransform> forward_kinematics(const Skeleton& skeleton, c
 // Per-vertex blend of per-bone transforms applied to rest points:
 // v_i' = sum_b w_ib T_b v_i, with T_b mapping the rest pose to the posed one.
 inline std::vector<Vec3f> blend_transforms(const std::vector<Vec3f>& rest_vertices, const SkinWeights& skin,
-                                                     const std::vector<BoneTransform>& bone_transforms) {
+                                           const std::vector<BoneTransform>& bone_transforms) {
   std::vector<Vec3f> out(rest_vertices.size());
   for (std::size_t i = 0; i < rest_vertices.size(); ++i) {
     BoneTransform blend{Mat3f::Zero(), Vec3f::Zero()};
@@ -101,7 +100,7 @@ inline std::vector<Vec3f> blend_transforms(const std::vector<Vec3f>& rest_vertic
 // LBS: T_b = G_b * translate(-J_b), so a vertex rigidly attached to bone b
 // keeps its offset from joint b.
 inline std::vector<Vec3f> linear_blend_skinning(const std::vector<Vec3f>& rest_vertices, const SkinWeights& skin,
-                                                          const Skeleton& skeleton, const std::vector<BoneTransform>& world) {
+                                                const Skeleton& skeleton, const std::vector<BoneTransform>& world) {
   std::vector<BoneTransform> bone_transforms(world.size());
   for (std::size_t j = 0; j < world.size(); ++j)
     bone_transforms[j] = {world[j].linear, world[j](-skeleton.positions[j])};  // v -> G_j (v - J_j)

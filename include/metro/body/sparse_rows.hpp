@@ -5,12 +5,13 @@
 // (Sec. 3.3). Only what those need: building from (row, column, value) entries,
 // products, and applying one to a list of points.
 #include <algorithm>
+#include <cstddef>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metro/core/error.hpp"
-#include "metro/core/vec.hpp"
 
 namespace metro::body {
 
@@ -39,7 +40,8 @@ class SparseRowMatrix {
         values_.back() += e.value;
         continue;
       }
-      columns_.push_back(e.column), values_.push_back(e.value);
+      columns_.push_back(e.column);
+      values_.push_back(e.value);
       ++row_start_[static_cast<std::size_t>(e.row) + 1];
     }
     for (int r = 0; r < rows; ++r) row_start_[r + 1] += row_start_[r];

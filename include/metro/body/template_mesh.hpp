@@ -67,7 +67,7 @@ inline std::vector<int> mirror_vertices(const Grid& grid, SurfaceNet& net) {
     if (m == v) vertices[v].x() = 0.0f;
     if (m <= v) continue;
     const Vec3f mean(0.5f * (vertices[v].x() - vertices[m].x()), 0.5f * (vertices[v].y() + vertices[m].y()),
-                               0.5f * (vertices[v].z() + vertices[m].z()));
+                     0.5f * (vertices[v].z() + vertices[m].z()));
     vertices[v] = mean;
     vertices[m] = mannequin::mirror(mean);
   }

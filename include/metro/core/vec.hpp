@@ -8,7 +8,7 @@
 // row-major (V, 3) float array (what Tensor, Eigen::Map and the file formats see).
 #include <cmath>
 #include <concepts>
-#include <cstddef>
+#include <cstdlib>
 
 namespace metro {
 
@@ -46,10 +46,18 @@ struct Vec {
   constexpr const T& operator()(int i) const { return v[i]; }
   constexpr T& x() { return v[0]; }
   constexpr T& y() { return v[1]; }
-  constexpr T& z() { return v[2]; }
+  constexpr T& z()
+    requires(N >= 3)
+  {
+    return v[2];
+  }
   constexpr const T& x() const { return v[0]; }
   constexpr const T& y() const { return v[1]; }
-  constexpr const T& z() const { return v[2]; }
+  constexpr const T& z() const
+    requires(N >= 3)
+  {
+    return v[2];
+  }
 
   template <class U>
   constexpr Vec<U, N> cast() const {
@@ -123,6 +131,8 @@ struct Vec {
   friend constexpr Vec operator/(Vec a, T s) { return a /= s; }
   friend constexpr bool operator==(const Vec&, const Vec&) = default;
 };
+
+static_assert(sizeof(Vec<float, 3>) == 3 * sizeof(float), "Vec<T, N> is N packed T");
 
 using Vec2f = Vec<float, 2>;
 using Vec3f = Vec<float, 3>;

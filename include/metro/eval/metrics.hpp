@@ -32,8 +32,6 @@ namespace metro::eval {
 // It must not outlive the data it views.
 class Points {
  public:
-  static_assert(sizeof(Vec3f) == 3 * sizeof(float), "Vec3f must be three packed floats");
-
   Points(const std::vector<Vec3f>& points)
       : data_(points.empty() ? nullptr : points.front().data()), size_(static_cast<std::int64_t>(points.size())) {}
   Points(const float* data, std::int64_t n) : data_(data), size_(n) {
@@ -87,7 +85,7 @@ inline double mean_distance_mm(const std::vector<Vec3d>& a, const std::vector<Ve
 }
 
 inline Vec3d centroid(const std::vector<Vec3d>& points) {
-  Vec3d sum;
+  Vec3d sum = Vec3d::Zero();
   for (const Vec3d& p : points) sum += p;
   return sum / static_cast<double>(points.size());
 }
@@ -185,8 +183,8 @@ struct SimilarityTransform {
 inline SimilarityTransform similarity_transform(const std::vector<Vec3d>& source, const std::vector<Vec3d>& target) {
   detail::check_same_size(source.size(), target.size(), "similarity_transform");
   const Vec3d source_mean = detail::centroid(source), target_mean = detail::centroid(target);
-  Mat3d cross;                 // sum_i (x_i - mean_x)(y_i - mean_y)^T
-  double source_variance = 0;  // sum_i |x_i - mean_x|^2
+  Mat3d cross = Mat3d::Zero();  // sum_i (x_i - mean_x)(y_i - mean_y)^T
+  double source_variance = 0;   // sum_i |x_i - mean_x|^2
   for (std::size_t i = 0; i < source.size(); ++i) {
     const Vec3d x0 = source[i] - source_mean;
     cross += outer(x0, target[i] - target_mean);

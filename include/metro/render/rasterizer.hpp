@@ -24,8 +24,8 @@ struct MeshView {
 // Per-pixel result of rasterization: nearest face and where on it.
 struct VisibilityBuffer {
   int width = 0, height = 0;
-  std::vector<float> depth;       // (H, W) camera z of the nearest surface, +inf where empty
-  std::vector<int> face;          // (H, W) face index, -1 where empty
+  std::vector<float> depth;        // (H, W) camera z of the nearest surface, +inf where empty
+  std::vector<int> face;           // (H, W) face index, -1 where empty
   std::vector<Vec3f> barycentric;  // (H, W) perspective-correct weights of the face's vertices
 
   VisibilityBuffer(int width_, int height_)

@@ -108,6 +108,12 @@ MeshMetrics evaluate(Net& net, const data::Dataset& dataset, const MeshHierarchy
   return summarize(acc);
 }
 
+// The pelvis (mid-hip) of a sample's 3D joints, as a (1, 3) row.
+inline Eigen::RowVector3f pelvis_row(const data::SampleAnnotation& a) {
+  const Vec3f pelvis = data::pelvis(a.joints_3d);
+  return {pelvis.x(), pelvis.y(), pelvis.z()};
+}
+
 // The mean pelvis-centred mesh (V, 3) of up to `max_samples` training labels (camera frame).
 inline RowPoints mean_training_mesh(const data::Dataset& dataset, std::size_t max_samples = 5000) {
   const std::size_t count = std::min(dataset.size(), max_samples);
@@ -117,8 +123,7 @@ inline RowPoints mean_training_mesh(const data::Dataset& dataset, std::size_t ma
   for (std::size_t i = 0; i < count; ++i) {
     const data::SampleAnnotation a = dataset.annotation(i);
     if (!a.has_mesh || !a.has_3d) continue;
-    const Vec3f pelvis = data::pelvis(a.joints_3d);
-    const Eigen::RowVector3f root(pelvis.x(), pelvis.y(), pelvis.z());
+    const Eigen::RowVector3f root = pelvis_row(a);
     total += Eigen::Map<const RowPoints>(a.vertices.data(), dataset.num_vertices(), 3).rowwise() - root;
     ++used;
   }
@@ -136,8 +141,7 @@ inline MeshMetrics evaluate_constant_mesh(const RowPoints& mean_mesh, const data
   for (std::int64_t i = 0; i < count && (max_samples == 0 || i < max_samples); ++i) {
     const data::SampleAnnotation a = dataset.annotation(static_cast<std::size_t>(i));
     if (!a.has_mesh || !a.has_3d) continue;
-    const Vec3f pelvis = data::pelvis(a.joints_3d);
-    const Eigen::RowVector3f root(pelvis.x(), pelvis.y(), pelvis.z());
+    const Eigen::RowVector3f root = pelvis_row(a);
     const RowPoints gt_vertices = Eigen::Map<const RowPoints>(a.vertices.data(), dataset.num_vertices(), 3).rowwise() - root;
     const RowPoints gt_joints = points_of(a.joints_3d.data(), 0, dataset.num_joints(), 4).rowwise() - root;
     add_sample(acc, mean_mesh, joints, gt_vertices, gt_joints);

@@ -42,10 +42,4 @@ Prediction predict(Net& net, const Tensor<float>& input, const MeshHierarchy& me
   return p;
 }
 
-inline std::vector<Vec3f> to_vectors(const RowPoints& points) {
-  std::vector<Vec3f> out;
-  for (Eigen::Index i = 0; i < points.rows(); ++i) out.emplace_back(points(i, 0), points(i, 1), points(i, 2));
-  return out;
-}
-
 }  // namespace metro::train

@@ -6,10 +6,13 @@
 //   - the targets at three mesh resolutions: full from the labels, mid and
 //     coarse by the body's downsampling matrices (Sec. 3.4, official training);
 //   - the joint regressor as a dense (J, V_full) tensor for regress_joints.
+#include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "metro/body/body_model.hpp"
+#include "metro/core/eigen.hpp"
 #include "metro/data/loader.hpp"
 #include "metro/model/model.hpp"
 #include "metro/nn/losses.hpp"
@@ -26,17 +29,26 @@ inline RowPoints to_camera_orientation(const std::vector<Vec3f>& points) {
   return out;
 }
 
+// (N, 3) rows -> N points.
+inline std::vector<Vec3f> to_vectors(const RowPoints& points) {
+  std::vector<Vec3f> out;
+  for (Eigen::Index i = 0; i < points.rows(); ++i) out.emplace_back(points(i, 0), points(i, 1), points(i, 2));
+  return out;
+}
+
 inline Tensor<float> tensor_from_points(const RowPoints& points) {
   return from_vector<float>(std::vector<float>(points.data(), points.data() + points.size()), {points.rows(), 3});
+}
+
+// A body model's sparse matrix as a dense (rows, cols) tensor.
+inline Tensor<float> tensor_from_sparse(const body::SparseRowMatrix& m) {
+  return from_vector<float>(m.to_dense(), {m.rows(), m.cols()});
 }
 
 // What training needs from the body model, as tensors and sparse matrices: three
 // mesh resolutions ending at the full mesh. The paper's network puts its tokens
 // on body level 2 (431 vertices; mid 1723); the `small` preset on level 3 (108;
 // mid 431). The mid level is always the next finer one.
-// A body model's sparse matrix as a dense (rows, cols) tensor.
-inline Tensor<float> dense(const body::SparseRowMatrix& m) { return from_vector<float>(m.to_dense(), {m.rows(), m.cols()}); }
-
 struct MeshHierarchy;
 inline void check_network_matches(const model::MetroConfig& c, const MeshHierarchy& mesh);
 
@@ -53,7 +65,7 @@ struct MeshHierarchy {
         mid_to_coarse(body.downsample(coarse - 1)),
         coarse_to_mid(body.upsample(coarse - 1)),
         mid_to_full(body.upsample(coarse - 1, 0)) {
-    regressor = dense(body.joint_regressor());
+    regressor = tensor_from_sparse(body.joint_regressor());
     const RowPoints joints = to_camera_orientation(body.rest_joints());
     const Eigen::RowVector3f pelvis = 0.5f * (joints.row(nn::kRightHip) + joints.row(nn::kLeftHip));
     template_joints = tensor_from_points(joints.rowwise() - pelvis);
@@ -118,12 +130,12 @@ template <class Net>
 void init_upsampling_from_body(Net& net, const MeshHierarchy& mesh) {
   NoGradGuard no_grad;
   for (auto& [name, parameter] : net.named_parameters()) {
-    if (name == "upsampling.weight") copy_(parameter, dense(mesh.coarse_to_mid));      // (mid, coarse)
-    else if (name == "upsampling2.weight") copy_(parameter, dense(mesh.mid_to_full));  // (full, mid)
+    if (name == "upsampling.weight") copy_(parameter, tensor_from_sparse(mesh.coarse_to_mid));      // (mid, coarse)
+    else if (name == "upsampling2.weight") copy_(parameter, tensor_from_sparse(mesh.mid_to_full));  // (full, mid)
     else if (name == "upsampling.bias" || name == "upsampling2.bias") copy_(parameter, zeros<float>(parameter.shape()));
   }
   for (auto& [name, buffer] : net.named_buffers())
-    if (name == "fixed_upsampling") copy_(buffer, dense(mesh.mid_to_full));  // (full, mid)
+    if (name == "fixed_upsampling") copy_(buffer, tensor_from_sparse(mesh.mid_to_full));  // (full, mid)
 }
 
 // One batch as tensors: images (B, 3, S, S) and every target of metro_loss.

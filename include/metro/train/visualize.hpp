@@ -54,8 +54,8 @@ inline render::Camera weak_perspective_camera(float s, float tx, float ty, const
 }
 
 inline std::vector<Vec3f> at_depth(const RowPoints& points, float depth) {
-  std::vector<Vec3f> out;
-  for (Eigen::Index i = 0; i < points.rows(); ++i) out.emplace_back(points(i, 0), points(i, 1), points(i, 2) + depth);
+  std::vector<Vec3f> out = to_vectors(points);
+  for (Vec3f& p : out) p.z() += depth;
   return out;
 }
 
