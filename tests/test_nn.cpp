@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <string>
 
 #include "metro/nn/nn.hpp"
@@ -122,6 +123,45 @@ TEST_CASE("parity: pools") {
   check_parity("maxpool2d", max_pool, [&](const TensorF& x) { return max_pool(x); });
   AdaptiveAvgPool2d<float> avg_pool(1);
   check_parity("adaptive_avgpool2d", avg_pool, [&](const TensorF& x) { return avg_pool(x); });
+}
+
+TEST_CASE("max_pool2d: values and winners against a direct window scan, with ties and -inf") {
+  // Small integers (many ties) and some -inf; the winner of a window is its first
+  // maximum in row-major order, which the backward's scatter reveals.
+  struct Case {
+    std::int64_t height, width, kernel, stride, padding;
+  };
+  const Case cases[] = {{7, 7, 3, 2, 1}, {8, 9, 3, 2, 1}, {6, 5, 2, 2, 0}, {7, 6, 3, 1, 1}, {9, 8, 4, 3, 2}, {5, 11, 5, 2, 2}};
+  Generator gen(41);
+  for (const Case& c : cases) {
+    INFO("input ", c.height, "x", c.width, ", kernel ", c.kernel, ", stride ", c.stride, ", padding ", c.padding);
+    std::vector<float> values = randint<float>(0, 4, {2, 3, c.height, c.width}, gen).to_vector();
+    for (std::size_t i = 0; i < values.size(); i += 7) values[i] = -std::numeric_limits<float>::infinity();
+    const TensorF x = from_vector<float>(values, {2, 3, c.height, c.width}).requires_grad_();
+    const TensorF weights = randn<float>({2, 3, (c.height + 2 * c.padding - c.kernel) / c.stride + 1,
+                                          (c.width + 2 * c.padding - c.kernel) / c.stride + 1}, gen);
+    const std::int64_t out_h = weights.shape()[2], out_w = weights.shape()[3];
+    std::vector<float> expected_y, expected_grad(values.size(), 0.0f);
+    const std::vector<float> w = weights.to_vector();
+    for (std::int64_t plane = 0; plane < 6; ++plane)
+      for (std::int64_t oh = 0; oh < out_h; ++oh)
+        for (std::int64_t ow = 0; ow < out_w; ++ow) {
+          std::int64_t winner = -1;
+          for (std::int64_t ih = oh * c.stride - c.padding; ih < oh * c.stride - c.padding + c.kernel; ++ih)
+            for (std::int64_t iw = ow * c.stride - c.padding; iw < ow * c.stride - c.padding + c.kernel; ++iw) {
+              if (ih < 0 || iw < 0 || ih >= c.height || iw >= c.width) continue;
+              const std::int64_t i = (plane * c.height + ih) * c.width + iw;
+              if (winner < 0 || values[static_cast<std::size_t>(i)] > values[static_cast<std::size_t>(winner)]) winner = i;
+            }
+          expected_y.push_back(values[static_cast<std::size_t>(winner)]);
+          expected_grad[static_cast<std::size_t>(winner)] += w[expected_y.size() - 1];
+        }
+    const TensorF y = max_pool2d(x, c.kernel, c.stride, c.padding);
+    CHECK(y.to_vector() == expected_y);
+    sum(y * weights).backward();
+    CHECK(x.grad().to_vector() == expected_grad);
+    CHECK(max_pool2d(x.detach(), c.kernel, c.stride, c.padding).to_vector() == expected_y);  // the path without winners
+  }
 }
 
 TEST_CASE("parity: ResNet basic block and bottleneck, train and eval") {

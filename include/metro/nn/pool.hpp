@@ -16,8 +16,12 @@ inline std::int64_t plane_grain(std::int64_t plane_size) {
 }  // namespace detail
 
 namespace fn {
-// Max pooling of plane p: y and the index of each window's winner within the
-// plane (the first one on ties); padding never wins.
+// Max pooling of plane p, an output row at a time: each output starts as the
+// first valid input of its window, then the window positions (kh, kw) in
+// row-major order replace it where strictly larger, so the winner is the first
+// one on ties and padding never wins. The inner loops run along the output row
+// without branches (they vectorize). `argmax`, when not null, receives each
+// winner's index within the plane (for the backward).
 template <class T>
 struct MaxPoolPlane {
   const T* x;
@@ -26,18 +30,35 @@ struct MaxPoolPlane {
   std::int64_t height, width, out_h, out_w, kernel, stride, padding;
   METRO_HD void operator()(std::int64_t p) const {
     const T* plane = x + p * height * width;
-    for (std::int64_t oh = 0; oh < out_h; ++oh)
+    for (std::int64_t oh = 0; oh < out_h; ++oh) {
+      T* best = y + (p * out_h + oh) * out_w;
+      std::int32_t* winner = argmax ? argmax + (p * out_h + oh) * out_w : nullptr;
+      const std::int64_t h0 = oh * stride - padding;
+      const std::int64_t h_first = h0 > 0 ? h0 : 0, h_end = h0 + kernel < height ? h0 + kernel : height;
       for (std::int64_t ow = 0; ow < out_w; ++ow) {
-        T best = -std::numeric_limits<T>::infinity();
-        std::int64_t best_index = -1;
-        const std::int64_t h0 = oh * stride - padding, w0 = ow * stride - padding;
-        const std::int64_t h_end = h0 + kernel < height ? h0 + kernel : height, w_end = w0 + kernel < width ? w0 + kernel : width;
-        for (std::int64_t ih = h0 > 0 ? h0 : 0; ih < h_end; ++ih)
-          for (std::int64_t iw = w0 > 0 ? w0 : 0; iw < w_end; ++iw)
-            if (plane[ih * width + iw] > best || best_index < 0) best = plane[ih * width + iw], best_index = ih * width + iw;
-        const std::int64_t o = (p * out_h + oh) * out_w + ow;
-        y[o] = best, argmax[o] = static_cast<std::int32_t>(best_index);
+        const std::int64_t w0 = ow * stride - padding, first = h_first * width + (w0 > 0 ? w0 : 0);
+        best[ow] = plane[first];
+        if (winner) winner[ow] = static_cast<std::int32_t>(first);
       }
+      for (std::int64_t ih = h_first; ih < h_end; ++ih)
+        for (std::int64_t kw = 0; kw < kernel; ++kw) {
+          const std::int64_t offset = kw - padding, row = ih * width + offset;  // input (ih, ow * stride + offset)
+          const detail::ValidRange cols = detail::valid_range(offset, stride, width, out_w);
+          if (winner) {
+            for (std::int64_t ow = cols.first; ow < cols.last; ++ow) {
+              const T value = plane[row + ow * stride];
+              const bool wins = value > best[ow];
+              best[ow] = wins ? value : best[ow];
+              winner[ow] = wins ? static_cast<std::int32_t>(row + ow * stride) : winner[ow];
+            }
+          } else {
+            for (std::int64_t ow = cols.first; ow < cols.last; ++ow) {
+              const T value = plane[row + ow * stride];
+              best[ow] = value > best[ow] ? value : best[ow];
+            }
+          }
+        }
+    }
   }
 };
 // Its backward for plane p: each output's gradient goes to its winner (overlapping windows add up, in order).
@@ -97,11 +118,14 @@ Tensor<T, D> max_pool2d(const Tensor<T, D>& x, std::int64_t kernel, std::int64_t
   if (out_h <= 0 || out_w <= 0) throw ShapeError("max_pool2d: input " + x.shape().str() + " smaller than the window");
   const Tensor<T, D> input = contiguous(x.detach());
   Tensor<T, D> y = empty<T, D>({x.shape()[0], x.shape()[1], out_h, out_w});
-  // For each output cell, the index of the winning input cell within its plane.
-  const Tensor<std::int32_t, D> argmax = Tensor<std::int32_t, D>::empty(y.shape());
+  // For each output cell, the index of the winning input cell within its plane
+  // (only when the backward will need it).
+  const bool backward = autograd::needs_grad(x);
+  const Tensor<std::int32_t, D> argmax = backward ? Tensor<std::int32_t, D>::empty(y.shape()) : Tensor<std::int32_t, D>();
   backend::Kernels<D>::for_each(planes, detail::plane_grain(height * width),
-                                fn::MaxPoolPlane<T>{input.data(), y.data(), argmax.data(), height, width, out_h, out_w, kernel, stride, padding});
-  if (autograd::needs_grad(x))
+                                fn::MaxPoolPlane<T>{input.data(), y.data(), backward ? argmax.data() : nullptr, height, width,
+                                                    out_h, out_w, kernel, stride, padding});
+  if (backward)
     autograd::record(y, [x, argmax, planes, plane_in = height * width, plane_out = out_h * out_w](const Tensor<T, D>& g) {
       const Tensor<T, D> gy = contiguous(g);
       Tensor<T, D> gx = zeros<T, D>(x.shape());
