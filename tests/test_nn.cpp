@@ -394,6 +394,30 @@ TEST_CASE("save_state_dict / load_state_dict round trip through safetensors") {
   std::remove(path.c_str());
 }
 
+TEST_CASE("conv2d in float (image patches packed by the GEMM) against the float64 im2col path") {
+  // Geometries whose GEMM panels cross output rows and samples (small outputs),
+  // strides, dilation, padding wider than a row, groups, several samples.
+  struct Case {
+    std::int64_t batch, in_c, out_c, height, width, kernel, stride, padding, dilation, groups;
+  };
+  const Case cases[] = {{2, 3, 8, 11, 13, 3, 1, 1, 1, 1}, {3, 4, 6, 9, 7, 3, 2, 1, 1, 2}, {2, 5, 7, 12, 10, 7, 2, 3, 1, 1},
+                        {4, 6, 5, 5, 3, 3, 1, 2, 2, 1},   {2, 4, 4, 6, 6, 1, 2, 0, 1, 1}, {3, 2, 9, 4, 1, 3, 3, 1, 1, 1},
+                        {1, 8, 40, 15, 15, 3, 1, 1, 1, 1}};
+  Generator gen(17);
+  for (const Case& c : cases) {
+    INFO("batch ", c.batch, ", channels ", c.in_c, " -> ", c.out_c, ", input ", c.height, "x", c.width, ", kernel ", c.kernel,
+         ", stride ", c.stride, ", padding ", c.padding, ", dilation ", c.dilation, ", groups ", c.groups);
+    const TensorF x = randn<float>({c.batch, c.in_c, c.height, c.width}, gen);
+    const TensorF w = randn<float>({c.out_c, c.in_c / c.groups, c.kernel, c.kernel}, gen);
+    const TensorF b = randn<float>({c.out_c}, gen);
+    const Window2d window{.stride = {c.stride, c.stride}, .padding = {c.padding, c.padding}, .dilation = {c.dilation, c.dilation}};
+    const TensorF y = conv2d(x, w, b, window, c.groups);
+    const TensorD expected = conv2d(as_double(x), as_double(w), as_double(b), window, c.groups);
+    CHECK(y.shape() == expected.shape());
+    CHECK(relative_error(y, expected) < 1e-6);
+  }
+}
+
 TEST_CASE("check_layer: pointwise and chunked convolutions") {
   Generator gen(16);
   // 1x1 stride 1: the direct path (no im2col), with groups and bias.

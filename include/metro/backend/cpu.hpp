@@ -36,6 +36,14 @@ namespace metro::backend {
 template <class Device>
 struct Kernels;
 
+// Whether Kernels<Device>::gemm_packed_b exists for T (the CPU's own fp32 GEMM).
+template <class Device, class T>
+inline constexpr bool has_gemm_packed_b = false;
+#if defined(METRO_OWN_SGEMM)
+template <>
+inline constexpr bool has_gemm_packed_b<cpu, float> = true;
+#endif
+
 // Work below this many elements runs on the calling thread.
 inline constexpr std::int64_t kParallelGrain = 32768;
 
@@ -233,18 +241,61 @@ struct Kernels<cpu> {
   template <class T>
   using MatrixView = backend::MatrixView<T>;
 
-  // Large products are split into one block of output rows (or columns) per
-  // thread, each a single-threaded GEMM (gemm_block): one fork/join per product
-  // instead of Eigen's own spin-waiting synchronisation between the threads,
-  // which collapses when the cores are shared with other processes.
   template <class T>
   static void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
-    const std::int64_t m = a.rows, n = b.cols, k = a.cols;
+    split_gemm(a.rows, b.cols, a.cols, [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) {
+      gemm_block({a.data + r0 * a.row_stride, r1 - r0, a.cols, a.row_stride, a.col_stride},
+                 {b.data + c0 * b.col_stride, b.rows, c1 - c0, b.row_stride, b.col_stride}, c + r0 * ldc + c0, ldc, accumulate);
+    });
+  }
+
+#if defined(METRO_OWN_SGEMM)
+  // The same for fp32 with B (k x n) given by a packer instead of a matrix:
+  // pack(p0, depth, j0, cols, panel_width, out) writes B[p0 : p0 + depth, j0 : j0 + cols]
+  // as consecutive (depth x panel_width) row-major panels, zeros past the last
+  // column, with panel_width = kPanelWidth. The threads pack B once, in parallel,
+  // into the order the GEMM reads it (sgemm::PackedB), then multiply; B is
+  // neither stored as a matrix nor packed twice. Convolutions pack their image
+  // patches this way (nn/conv.hpp).
+  static constexpr std::int64_t kPanelWidth = sgemm::kNr;
+  template <class Pack>
+  static void gemm_packed_b(const MatrixView<float>& a, std::int64_t n, const Pack& pack, float* c, std::int64_t ldc,
+                            bool accumulate) {
+    const std::int64_t k = a.cols, padded = sgemm::PackedB::padded(n), slices = (k + sgemm::kKc - 1) / sgemm::kKc;
+    thread_local sgemm::PackBuffer buffer;  // kept for the next product, as a column matrix would be
+    float* packed = buffer.get(k * padded);
+    // One (slice, panel) pair per index: kKc x kNr floats each.
+    const std::int64_t panels = padded / kPanelWidth;
+    parallel_for(slices * panels, std::max<std::int64_t>(1, kParallelGrain / (sgemm::kKc * kPanelWidth)),
+                 [&](std::int64_t first, std::int64_t last) {
+                   for (std::int64_t unit = first; unit < last; ++unit) {
+                     const std::int64_t p0 = unit / panels * sgemm::kKc, j0 = unit % panels * kPanelWidth;
+                     const std::int64_t depth = std::min(sgemm::kKc, k - p0);
+                     pack(p0, depth, j0, std::min(kPanelWidth, n - j0), kPanelWidth, packed + p0 * padded + j0 * depth);
+                   }
+                 });
+    const sgemm::PackedB b{packed, padded};
+    split_gemm(a.rows, n, k, [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) {
+      auto b_block = [&](std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t, float*) { return b.block(p0, depth, c0 + j0); };
+      sgemm::gemm_with({a.data + r0 * a.row_stride, r1 - r0, k, a.row_stride, a.col_stride}, c1 - c0, b_block, c + r0 * ldc + c0,
+                       ldc, accumulate);
+    });
+  }
+#endif
+
+  // Runs block(r0, r1, c0, c1) for the output block C[r0 : r1, c0 : c1] of an
+  // (m x n, inner size k) product on each thread: large products are split into
+  // one block of rows (or columns) per thread, each a single-threaded GEMM. One
+  // fork/join per product instead of Eigen's own spin-waiting synchronisation
+  // between the threads, which collapses when the cores are shared with other
+  // processes.
+  template <class Block>
+  static void split_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const Block& block) {
     int threads = 1;
 #if defined(_OPENMP)
     if (!omp_in_parallel() && m * n * k >= kParallelGemmWork) threads = omp_get_max_threads();
 #endif
-    if (threads <= 1) return gemm_block(a, b, c, ldc, accumulate);
+    if (threads <= 1) return block(0, m, 0, n);
     const bool split_rows = m >= n;
     // Whole tiles of the micro-kernel per thread, as evenly as they go (445 rows in
     // 6-row tiles: 222 + 223 rows, where 16-row blocks gave 208 + 237).
@@ -256,9 +307,9 @@ struct Kernels<cpu> {
         const std::int64_t end = std::min(extent, tiles * (t + 1) / threads * unit);
         if (begin >= end) continue;
         if (split_rows)
-          gemm_block({a.data + begin * a.row_stride, end - begin, k, a.row_stride, a.col_stride}, b, c + begin * ldc, ldc, accumulate);
+          block(begin, end, 0, n);
         else
-          gemm_block(a, {b.data + begin * b.col_stride, k, end - begin, b.row_stride, b.col_stride}, c + begin, ldc, accumulate);
+          block(0, m, begin, end);
       }
     });
   }

@@ -289,8 +289,15 @@ class PackBuffer {
   std::int64_t capacity_ = 0;
 };
 
-inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* c, std::int64_t ldc, bool accumulate) {
-  const std::int64_t m = a.rows, n = b.cols, k = a.cols;
+// C (m x n) = A * B (+ C) with B supplied a block at a time: b_block(p0, depth,
+// j0, cols, scratch) returns B[p0 : p0 + depth, j0 : j0 + cols] laid out as
+// pack_b lays it out (panels of kNr columns, zeros past the last column), packed
+// into `scratch` (room for kKc rows of min(n, kNc) columns in whole panels) or
+// already packed elsewhere
+// (PackedB).
+template <class BBlock>
+void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, float* c, std::int64_t ldc, bool accumulate) {
+  const std::int64_t m = a.rows, k = a.cols;
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (!accumulate)
@@ -299,24 +306,43 @@ inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* 
   }
   thread_local PackBuffer a_buffer, b_buffer;
   float* a_packed = a_buffer.get(kMc * kKc);
-  float* b_packed = b_buffer.get(kKc * ((std::min(n, kNc) + kNr - 1) / kNr * kNr));
+  float* b_scratch = b_buffer.get(kKc * ((std::min(n, kNc) + kNr - 1) / kNr * kNr));
   for (std::int64_t jc = 0; jc < n; jc += kNc) {
     const std::int64_t nc = std::min(kNc, n - jc);
     for (std::int64_t pc = 0; pc < k; pc += kKc) {
       const std::int64_t kc = std::min(kKc, k - pc);
       const bool add = accumulate || pc > 0;
-      pack_b(b, pc, kc, jc, nc, b_packed);
+      const float* b_panels = b_block(pc, kc, jc, nc, b_scratch);
       for (std::int64_t ic = 0; ic < m; ic += kMc) {
         const std::int64_t mc = std::min(kMc, m - ic);
         pack_a(a, ic, mc, pc, kc, a_packed);
         for (std::int64_t jr = 0; jr < nc; jr += kNr)
           for (std::int64_t ir = 0; ir < mc; ir += kMr)
-            micro_kernel(kc, a_packed + ir * kc, b_packed + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
+            micro_kernel(kc, a_packed + ir * kc, b_panels + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
                          std::min(kMr, mc - ir), std::min(kNr, nc - jr), add);
       }
     }
   }
 }
+
+inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* c, std::int64_t ldc, bool accumulate) {
+  gemm_with(a, b.cols, [&b](std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols, float* scratch) {
+    pack_b(b, p0, depth, j0, cols, scratch);
+    return static_cast<const float*>(scratch);
+  }, c, ldc, accumulate);
+}
+
+// A whole B (k x n) packed once, in the order gemm_with consumes it: slices of
+// kKc rows, each a run of panels of kNr columns (depth x kNr, zeros past column
+// n). Any thread's block of whole panels is then a pointer into it.
+struct PackedB {
+  const float* data;
+  std::int64_t padded_cols;  // n rounded up to whole panels
+
+  static std::int64_t padded(std::int64_t n) { return (n + kNr - 1) / kNr * kNr; }
+  // B[p0 : p0 + depth, j0 : ...] for p0 a multiple of kKc and j0 of kNr.
+  const float* block(std::int64_t p0, std::int64_t depth, std::int64_t j0) const { return data + p0 * padded_cols + j0 * depth; }
+};
 
 }  // namespace metro::backend::sgemm
 #endif

@@ -1,10 +1,12 @@
 #pragma once
-// 2-D convolution as one autograd op: im2col + GEMM forward, GEMM + col2im
+// 2-D convolution as one autograd op: im2col + GEMM forward (on the CPU in fp32
+// the GEMM packs the image patches itself, fn::Im2colPanels), GEMM + col2im
 // backward. Conv1d reuses it with a height of 1.
 #include <algorithm>
 #include <array>
 #include <memory>
 #include <type_traits>
+#include <vector>
 
 #include "metro/nn/init.hpp"
 #include "metro/nn/module.hpp"
@@ -79,6 +81,61 @@ struct Im2colRow {
         for (std::int64_t ow = cols.first; ow < cols.last; ++ow) dst[ow] = src[ow * g.sw + offset];
       for (std::int64_t ow = cols.last; ow < g.out_w; ++ow) dst[ow] = T(0);
     }
+  }
+};
+
+// The same im2col written straight into a GEMM's B panels (CPU, fp32:
+// Kernels<cpu>::gemm_packed_b), so the column matrix is never stored: writes
+// col[p0 : p0 + depth, j0 : j0 + cols] as consecutive (depth x width) row-major
+// panels, zeros past the last column. The image comes zero-padded (g.ph = g.pw
+// = 0), so nothing is bounds-checked: a panel's columns are runs along output
+// rows, and for col row (c, i, j) each run copies one stretch of an input row,
+// the run's start shifted by the tap c * H * W + i * dh * W + j * dw.
+template <class T>
+struct Im2colPanels {
+  const T* planes;
+  detail::ColumnGeometry g;
+
+  struct Run {  // panel columns [lane, lane + length): output (n, oh, ow0...), reading from planes + start + tap
+    std::int64_t lane, length, start;
+  };
+  static constexpr std::int64_t kMaxWidth = 64;
+
+  void operator()(std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols, std::int64_t width, T* out) const {
+    for (std::int64_t jp = 0; jp < cols; jp += width, out += depth * width) {
+      Run runs[kMaxWidth];
+      const std::int64_t lanes = std::min(width, cols - jp), count = split_into_runs(j0 + jp, lanes, runs);
+      std::int64_t c = p0 / (g.kh * g.kw), i = p0 / g.kw % g.kh, j = p0 % g.kw;  // col row p = (c, i, j)
+      for (std::int64_t p = 0; p < depth; ++p) {
+        T* row = out + p * width;
+        const T* tap = planes + (c * g.height + i * g.dh) * g.width + j * g.dw;
+        for (std::int64_t r = 0; r < count; ++r) {
+          const T* src = tap + runs[r].start;
+          T* dst = row + runs[r].lane;
+          if (g.sw == 1)
+            for (std::int64_t k = 0; k < runs[r].length; ++k) dst[k] = src[k];
+          else
+            for (std::int64_t k = 0; k < runs[r].length; ++k) dst[k] = src[k * g.sw];
+        }
+        for (std::int64_t lane = lanes; lane < width; ++lane) row[lane] = T(0);
+        if (++j < g.kw) continue;  // the next col row
+        j = 0;
+        if (++i == g.kh) i = 0, ++c;
+      }
+    }
+  }
+
+  // Columns [first, first + lanes) as runs within one output row each; returns the count.
+  std::int64_t split_into_runs(std::int64_t first, std::int64_t lanes, Run* runs) const {
+    const std::int64_t plane = g.out_h * g.out_w;
+    std::int64_t count = 0;
+    for (std::int64_t lane = 0; lane < lanes;) {
+      const std::int64_t column = first + lane, n = column / plane, oh = column % plane / g.out_w, ow0 = column % g.out_w;
+      const std::int64_t length = std::min(lanes - lane, g.out_w - ow0);
+      runs[count++] = {lane, length, n * g.sample_stride + oh * g.sh * g.width + ow0 * g.sw};
+      lane += length;
+    }
+    return count;
   }
 };
 
@@ -195,6 +252,16 @@ void gather_rows(const T* y, T* gemm_in, std::int64_t samples, std::int64_t rows
                                 fn::CopyRowPlane<T>{y, gemm_in, samples, rows, channels_total, plane, false});
 }
 
+// x (N, C, H, W) with `padding` zeros around each plane: (N, C, H + 2 ph, W + 2 pw).
+template <class T, class D>
+Tensor<T, D> zero_padded(const Tensor<T, D>& x, const std::array<std::int64_t, 2>& padding) {
+  if (padding == std::array<std::int64_t, 2>{0, 0}) return x;
+  const std::int64_t height = x.shape()[2], width = x.shape()[3];
+  Tensor<T, D> padded = zeros<T, D>({x.shape()[0], x.shape()[1], height + 2 * padding[0], width + 2 * padding[1]});
+  copy_(narrow(narrow(padded, 2, padding[0], height), 3, padding[1], width), x);
+  return padded;
+}
+
 // Samples per im2col chunk: the column buffer stays below ~16 MB of floats.
 inline std::int64_t chunk_samples(std::int64_t batch, std::int64_t rows, std::int64_t plane) {
   constexpr std::int64_t budget = std::int64_t{1} << 22;
@@ -236,18 +303,34 @@ Tensor<T, D> conv2d(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Ten
   const std::int64_t chunk = pointwise ? 1 : detail::chunk_samples(batch, rows, plane);
   const Tensor<T, D> input = contiguous(x.detach()), w = contiguous(weight.detach());
   Tensor<T, D> y = empty<T, D>({batch, out_c, out_h, out_w});
-  Tensor<T, D> col = empty<T, D>({pointwise ? 0 : rows * chunk * plane});
+  // The CPU's fp32 GEMM packs the image patches itself (fn::Im2colPanels), from
+  // a zero-padded copy of the input: no column matrix.
+  constexpr bool packs_patches = backend::has_gemm_packed_b<D, T>;
+  const Tensor<T, D> padded = packs_patches && !pointwise ? detail::zero_padded(input, window.padding) : Tensor<T, D>();
+  Tensor<T, D> col = empty<T, D>({pointwise || packs_patches ? 0 : rows * chunk * plane});
   Tensor<T, D> product = empty<T, D>({chunk > 1 ? group_out * chunk * plane : 0});
   for (std::int64_t n0 = 0; n0 < batch; n0 += chunk) {
     const std::int64_t samples = std::min(chunk, batch - n0);
     for (std::int64_t g = 0; g < groups; ++g) {
       // (Og, rows) @ (rows, samples * HoWo) -> (Og, samples * HoWo) -> y[n0.., g * Og..]
       const T* x_group = input.data() + (n0 * in_c + g * group_in) * height * width;
-      if (!pointwise) detail::im2col<T, D>(x_group, in_c * height * width, samples, group_in, height, width, window, out_h, out_w, col.data());
+      const auto weights = detail::row_major<T, D>(w.data() + g * group_out * rows, group_out, rows);
       T* y_group = y.data() + (n0 * out_c + g * group_out) * plane;
-      backend::Kernels<D>::gemm(detail::row_major<T, D>(w.data() + g * group_out * rows, group_out, rows),
-                                detail::row_major<T, D>(pointwise ? x_group : col.data(), rows, samples * plane),
-                                samples == 1 ? y_group : product.data(), samples * plane, false);
+      T* out = samples == 1 ? y_group : product.data();
+      if (pointwise) {
+        backend::Kernels<D>::gemm(weights, detail::row_major<T, D>(x_group, rows, samples * plane), out, samples * plane, false);
+      } else if constexpr (packs_patches) {
+        static_assert(backend::Kernels<D>::kPanelWidth <= fn::Im2colPanels<T>::kMaxWidth);
+        const std::int64_t padded_h = padded.shape()[2], padded_w = padded.shape()[3];
+        Window2d unpadded = window;
+        unpadded.padding = {0, 0};
+        const auto geometry = detail::column_geometry(in_c * padded_h * padded_w, samples, group_in, padded_h, padded_w, unpadded, out_h, out_w);
+        const T* planes = padded.data() + (n0 * in_c + g * group_in) * padded_h * padded_w;
+        backend::Kernels<D>::gemm_packed_b(weights, samples * plane, fn::Im2colPanels<T>{planes, geometry}, out, samples * plane, false);
+      } else {
+        detail::im2col<T, D>(x_group, in_c * height * width, samples, group_in, height, width, window, out_h, out_w, col.data());
+        backend::Kernels<D>::gemm(weights, detail::row_major<T, D>(col.data(), rows, samples * plane), out, samples * plane, false);
+      }
       if (samples > 1) detail::scatter_rows<T, D>(product.data(), y_group, samples, group_out, out_c, plane);
     }
   }
