@@ -6,8 +6,10 @@
 # timed repetition and each side's largest peak RSS.
 #
 # Usage: tools/bench_vs_pytorch.sh [--quick] [--rounds N] [--reps N] [--only "workload ..."]
-#   --quick    one round, one timed repetition each (after one warm-up)
-#   --rounds   interleaved rounds (default 3); --reps timed repetitions per process (default 2)
+#   --quick    one round, one timed repetition each (five for the batch-1 forwards), after one warm-up
+#   --rounds   interleaved rounds (default 3); --reps timed repetitions per process (default 2;
+#              five times as many for the batch-1 forwards, which take well under a second
+#              and swing most with the machine's load)
 # Environment:
 #   BUILD_DIR (build-perf), OMP_WAIT_POLICY (passive: spinning threads starve a
 #   shared machine, for both sides), OPENBLAS_DIRS (where to look for an
@@ -75,14 +77,21 @@ if "$PYTHON" -c "import sys; r,s,t,b=map(float,sys.argv[1:]); sys.exit(0 if abs(
 fi
 echo "PyTorch runs with: ${TORCH_ENV[*]}"
 
+reps_for() {  # $1 = workload
+  case $1 in
+    *_fwd_b1) echo $((REPS * 5)) ;;
+    *) echo "$REPS" ;;
+  esac
+}
+
 RESULTS=$(mktemp -d)
 trap 'rm -rf "$RESULTS"' EXIT
 for round in $(seq "$ROUNDS"); do
   for w in $WORKLOADS; do
     echo "round $round/$ROUNDS $w  (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-    "$OURS" --benchmark_filter="^BM_${w}/" --benchmark_min_time=0.01 --benchmark_repetitions="$REPS" \
+    "$OURS" --benchmark_filter="^BM_${w}/" --benchmark_min_time=0.01 --benchmark_repetitions="$(reps_for "$w")" \
             --benchmark_format=json 2>/dev/null >"$RESULTS/ours_${w}_$round.json"
-    env "${TORCH_ENV[@]}" "$PYTHON" "$ROOT/tools/bench_pytorch.py" "$w" --reps "$REPS" --warmup 1 >"$RESULTS/torch_${w}_$round.json"
+    env "${TORCH_ENV[@]}" "$PYTHON" "$ROOT/tools/bench_pytorch.py" "$w" --reps "$(reps_for "$w")" --warmup 1 >"$RESULTS/torch_${w}_$round.json"
   done
 done
 
