@@ -6,7 +6,6 @@
 #include <array>
 #include <memory>
 #include <type_traits>
-#include <vector>
 
 #include "metro/nn/init.hpp"
 #include "metro/nn/module.hpp"
