@@ -306,8 +306,7 @@ class PackBuffer {
 // j0, cols, scratch) returns B[p0 : p0 + depth, j0 : j0 + cols] laid out as
 // pack_b lays it out (panels of kNr columns, zeros past the last column), packed
 // into `scratch` (room for kKc rows of min(n, kNc) columns in whole panels) or
-// already packed elsewhere
-// (PackedB).
+// already packed elsewhere (PackedB).
 template <class BBlock>
 void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, float* c, std::int64_t ldc, bool accumulate) {
   const std::int64_t m = a.rows, k = a.cols;
