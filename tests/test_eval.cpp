@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <numbers>
+#include <type_traits>
 #include <vector>
 
 #include "metro/core/eigen.hpp"  // independent references: AngleAxisd and JacobiSVD
@@ -17,10 +18,15 @@ using Vector3f = metro::Vec3f;
 
 namespace {
 
-std::vector<Vector3f> random_points(metro::Generator& rng, int count, float spread_m) {
-  std::vector<Vector3f> points;
-  for (int i = 0; i < count; ++i)
-    points.emplace_back(spread_m * rng.normal<float>(), spread_m * rng.normal<float>(), spread_m * rng.normal<float>());
+// `count` points with coordinates drawn from N(0, spread^2) (metres), z = 0 when `planar`.
+template <class Point = Vector3f>
+std::vector<Point> random_points(metro::Generator& rng, int count, double spread, bool planar = false) {
+  using Scalar = std::decay_t<decltype(Point().x())>;
+  std::vector<Point> points;
+  for (int i = 0; i < count; ++i) {
+    const double x = spread * rng.normal(), y = spread * rng.normal(), z = planar ? 0.0 : spread * rng.normal();
+    points.emplace_back(static_cast<Scalar>(x), static_cast<Scalar>(y), static_cast<Scalar>(z));
+  }
   return points;
 }
 
@@ -49,13 +55,6 @@ std::vector<Vector3f> transformed(const std::vector<Vector3f>& points, double sc
 }
 
 // `count` points (double) with coordinates ~ N(0, spread^2); z = 0 when `planar`.
-std::vector<Vec3d> random_points_d(metro::Generator& rng, int count, double spread, bool planar = false) {
-  std::vector<Vec3d> points;
-  for (int i = 0; i < count; ++i)
-    points.emplace_back(spread * rng.normal(), spread * rng.normal(), planar ? 0.0 : spread * rng.normal());
-  return points;
-}
-
 Eigen::Matrix3Xd to_eigen(const std::vector<Vec3d>& points) {
   Eigen::Matrix3Xd out(3, static_cast<Eigen::Index>(points.size()));
   for (std::size_t i = 0; i < points.size(); ++i)
@@ -116,7 +115,7 @@ std::vector<Vector3f> grid_points(int nx, int ny) {
 
 TEST_CASE("mpjpe: a global offset is removed by the pelvis; one displaced joint counts once") {
   metro::Generator rng(1);
-  const std::vector<Vector3f> gt = random_points(rng, 14, 0.4f);
+  const std::vector<Vector3f> gt = random_points(rng, 14, 0.4);
   CHECK(mpjpe(transformed(gt, 1, Mat3d::Identity(), {0.3, -1.0, 4.0}), gt) < 1e-3);
   std::vector<Vector3f> pred = gt;
   pred[0] += Vector3f(0.03f, 0.04f, 0.f);  // 50 mm on the right ankle
@@ -134,7 +133,7 @@ TEST_CASE("pa-mpjpe: zero under random similarity transforms, including rotation
   const double angles[] = {0.3, 2.0, pi - 1e-3, pi - 1e-6, pi, -pi + 1e-4};
   for (double angle : angles) {
     for (int trial = 0; trial < 4; ++trial) {
-      const std::vector<Vector3f> gt = random_points(rng, 14, 0.3f);
+      const std::vector<Vector3f> gt = random_points(rng, 14, 0.3);
       const Mat3d rotation = axis_angle(angle, random_axis(rng));
       const double scale = rng.uniform(0.5, 2.0);
       const Vec3d translation(rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), rng.uniform(0.0, 0.5));
@@ -189,7 +188,7 @@ TEST_CASE("procrustes: recovers a known similarity (s, R, t) to 1e-9, planar and
     // a reflection and the 180-degree turn about y fit equally well: only det(R) = +1 decides.
     const int kind = trial % 3;
     const int count = 3 + trial % 17;
-    const std::vector<Vec3d> source = random_points_d(rng, count, 0.3, kind != 0);
+    const std::vector<Vec3d> source = random_points<Vec3d>(rng, count, 0.3, kind != 0);
     const Mat3d rotation = axis_angle(rng.uniform(-pi, pi), random_axis(rng));
     const double scale = rng.uniform(0.5, 2.0);
     const Vec3d translation(rng.normal(), rng.normal(), rng.normal());
@@ -216,7 +215,7 @@ TEST_CASE("procrustes: the same optimum as Umeyama's SVD solution on noisy and m
   metro::Generator rng(17);
   for (int trial = 0; trial < 40; ++trial) {
     const bool mirrored = trial % 2 == 1;  // no rotation fits: plain SVD's optimum is a reflection
-    const std::vector<Vec3d> source = random_points_d(rng, 4 + trial, 0.3);
+    const std::vector<Vec3d> source = random_points<Vec3d>(rng, 4 + trial, 0.3);
     const Mat3d rotation = axis_angle(rng.uniform(-3.0, 3.0), random_axis(rng));
     const double scale = rng.uniform(0.5, 2.0);
     std::vector<Vec3d> target;
@@ -240,8 +239,8 @@ TEST_CASE("procrustes: the same optimum as Umeyama's SVD solution on noisy and m
 
 TEST_CASE("mpve and pa-mpvpe") {
   metro::Generator rng(3);
-  const std::vector<Vector3f> gt_vertices = random_points(rng, 431, 0.3f);
-  const std::vector<Vector3f> gt_joints = random_points(rng, 14, 0.3f);
+  const std::vector<Vector3f> gt_vertices = random_points(rng, 431, 0.3);
+  const std::vector<Vector3f> gt_joints = random_points(rng, 14, 0.3);
   std::vector<Vector3f> pred_vertices = gt_vertices;
   for (Vector3f& v : pred_vertices) v.z() += 0.01f;  // every vertex 10 mm off, pelvis unchanged
   CHECK(mpve(pred_vertices, gt_vertices, gt_joints, gt_joints) == doctest::Approx(10.0).epsilon(1e-4));
@@ -256,7 +255,7 @@ TEST_CASE("mpve and pa-mpvpe") {
 
 TEST_CASE("points view: a vector of Vec3f and a row-major (N, 3) float array agree") {
   metro::Generator rng(5);
-  const std::vector<Vector3f> pred = random_points(rng, 14, 0.3f), gt = random_points(rng, 14, 0.3f);
+  const std::vector<Vector3f> pred = random_points(rng, 14, 0.3), gt = random_points(rng, 14, 0.3);
   std::vector<float> pred_rows;  // (14, 3), row-major
   for (const Vector3f& p : pred) pred_rows.insert(pred_rows.end(), {p.x(), p.y(), p.z()});
   const Points view(pred_rows.data(), 14);
@@ -299,7 +298,7 @@ TEST_CASE("f-score: identical sets score 1, a known shift scores as hand-compute
 
 TEST_CASE("f-score: the grid search matches brute force on 7000 random points") {
   metro::Generator rng(11);
-  const std::vector<Vector3f> gt = random_points(rng, 7000, 0.1f);
+  const std::vector<Vector3f> gt = random_points(rng, 7000, 0.1);
   std::vector<Vector3f> pred = gt;
   for (Vector3f& p : pred) p += Vector3f(rng.normal<float>(), rng.normal<float>(), rng.normal<float>()) * 0.004f;
   for (double threshold : {0.005, 0.015}) {
@@ -339,7 +338,7 @@ TEST_CASE("metric accumulator and batch means") {
   CHECK_THROWS_AS(metrics.mean("f@5"), metro::ValueError);
 
   metro::Generator rng(2);
-  const std::vector<Vector3f> gt = random_points(rng, 14, 0.3f);
+  const std::vector<Vector3f> gt = random_points(rng, 14, 0.3);
   std::vector<Vector3f> off = gt;
   off[0] += Vector3f(0.014f, 0, 0);  // 1 mm MPJPE
   const std::vector<std::vector<Vector3f>> preds = {gt, off}, gts = {gt, gt};

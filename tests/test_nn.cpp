@@ -402,7 +402,7 @@ TEST_CASE("conv2d in float (image patches packed by the GEMM) against the float6
   };
   const Case cases[] = {{2, 3, 8, 11, 13, 3, 1, 1, 1, 1}, {3, 4, 6, 9, 7, 3, 2, 1, 1, 2}, {2, 5, 7, 12, 10, 7, 2, 3, 1, 1},
                         {4, 6, 5, 5, 3, 3, 1, 2, 2, 1},   {2, 4, 4, 6, 6, 1, 2, 0, 1, 1}, {3, 2, 9, 4, 1, 3, 3, 1, 1, 1},
-                        {1, 8, 40, 15, 15, 3, 1, 1, 1, 1}, {1, 32, 8, 50, 50, 3, 1, 1, 1, 1}};  // last: 288-deep, 2500 wide (several slices and column blocks)
+                        {1, 8, 40, 15, 15, 3, 1, 1, 1, 1}, {1, 64, 8, 50, 50, 3, 1, 1, 1, 1}};  // last: 576-deep, 2500 wide (several slices and column blocks)
   Generator gen(17);
   for (const Case& c : cases) {
     INFO("batch ", c.batch, ", channels ", c.in_c, " -> ", c.out_c, ", input ", c.height, "x", c.width, ", kernel ", c.kernel,

@@ -5,10 +5,10 @@
 //
 //   for each kNc-wide block of columns of B and C
 //     for each kKc-deep slice of the inner dimension
-//       pack B's (kc x nc) block into kNr-column panels        (stays in L2)
+//       pack B's (kc x nc) block into kNr-column panels        (L2 / L3)
 //       for each kMc-tall block of rows of A and C
 //         pack A's (mc x kc) block into kMr-row panels         (stays in L2)
-//         for each panel of B (kc x kNr, stays in L1)
+//         for each panel of B (kc x kNr, L1 / L2)
 //           for each panel of A: one kMr x kNr tile of C in registers
 //
 // Packing makes every operand layout (row-major, transposed views, any
@@ -44,9 +44,13 @@ inline constexpr std::int64_t kNr = 32;  // columns of a C tile: two zmm registe
 inline constexpr std::int64_t kMr = 6;   // rows of a C tile
 inline constexpr std::int64_t kNr = 16;  // columns of a C tile: two ymm registers
 #endif
-inline constexpr std::int64_t kKc = 256;                  // inner-dimension slice: a B panel is kNr KiB
-inline constexpr std::int64_t kMc = kMr * (168 / kMr);     // rows of A packed at once: 168 x 256 floats
-inline constexpr std::int64_t kNc = 2048;                 // columns of B packed at once: 256 x 2048 floats
+// A deeper slice than the usual 256 halves how often each tile of C is loaded
+// and stored (from L3 at METRO's sizes: a layer's output does not stay in L2),
+// for a B panel of 2 kNr KiB that outgrows L1 and streams from L2: -2 to -4 %
+// on every model workload in docs/benchmarks.md (item 9).
+inline constexpr std::int64_t kKc = 512;                  // inner-dimension slice
+inline constexpr std::int64_t kMc = kMr * (168 / kMr);     // rows of A packed at once: 168 x 512 floats, 336 KiB
+inline constexpr std::int64_t kNc = 2048;                 // columns of B packed at once: 512 x 2048 floats
 
 // A[i0 : i0 + rows, p0 : p0 + depth] into panels of kMr rows, one after another;
 // a panel holds, for each p, kMr consecutive values (zeros past the last row).
@@ -302,6 +306,18 @@ class PackBuffer {
   std::int64_t capacity_ = 0;
 };
 
+// A whole B (k x n) packed once, in the order gemm_with consumes it: slices of
+// kKc rows, each a run of panels of kNr columns (depth x kNr, zeros past column
+// n). Any thread's block of whole panels is then a pointer into it.
+struct PackedB {
+  const float* data;
+  std::int64_t padded_cols;  // n rounded up to whole panels
+
+  static std::int64_t padded(std::int64_t n) { return (n + kNr - 1) / kNr * kNr; }
+  // B[p0 : p0 + depth, j0 : ...] for p0 a multiple of kKc and j0 of kNr.
+  const float* block(std::int64_t p0, std::int64_t depth, std::int64_t j0) const { return data + p0 * padded_cols + j0 * depth; }
+};
+
 // C (m x n) = A * B (+ C) with B supplied a block at a time: b_block(p0, depth,
 // j0, cols, scratch) returns B[p0 : p0 + depth, j0 : j0 + cols] laid out as
 // pack_b lays it out (panels of kNr columns, zeros past the last column), packed
@@ -318,7 +334,7 @@ void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, flo
   }
   thread_local PackBuffer a_buffer, b_buffer;
   float* a_packed = a_buffer.get(kMc * kKc);
-  float* b_scratch = b_buffer.get(kKc * ((std::min(n, kNc) + kNr - 1) / kNr * kNr));
+  float* b_scratch = b_buffer.get(kKc * PackedB::padded(std::min(n, kNc)));
   for (std::int64_t jc = 0; jc < n; jc += kNc) {
     const std::int64_t nc = std::min(kNc, n - jc);
     for (std::int64_t pc = 0; pc < k; pc += kKc) {
@@ -343,18 +359,6 @@ inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* 
     return static_cast<const float*>(scratch);
   }, c, ldc, accumulate);
 }
-
-// A whole B (k x n) packed once, in the order gemm_with consumes it: slices of
-// kKc rows, each a run of panels of kNr columns (depth x kNr, zeros past column
-// n). Any thread's block of whole panels is then a pointer into it.
-struct PackedB {
-  const float* data;
-  std::int64_t padded_cols;  // n rounded up to whole panels
-
-  static std::int64_t padded(std::int64_t n) { return (n + kNr - 1) / kNr * kNr; }
-  // B[p0 : p0 + depth, j0 : ...] for p0 a multiple of kKc and j0 of kNr.
-  const float* block(std::int64_t p0, std::int64_t depth, std::int64_t j0) const { return data + p0 * padded_cols + j0 * depth; }
-};
 
 }  // namespace metro::backend::sgemm
 #endif
