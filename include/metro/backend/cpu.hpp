@@ -243,10 +243,15 @@ struct Kernels<cpu> {
 
   template <class T>
   static void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
-    split_gemm(a.rows, b.cols, a.cols, [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) {
-      gemm_block({a.data + r0 * a.row_stride, r1 - r0, a.cols, a.row_stride, a.col_stride},
-                 {b.data + c0 * b.col_stride, b.rows, c1 - c0, b.row_stride, b.col_stride}, c + r0 * ldc + c0, ldc, accumulate);
-    });
+    split_gemm_blocks(a, b, static_cast<const T*>(nullptr), c, ldc, accumulate);
+  }
+
+  // C (m x n) = A B + 1 bias^T: `bias` (n) added to every row of the product, as
+  // Linear's y = x W^T + b. The fp32 kernel starts its tiles of C from the bias
+  // instead of the bias being written into C before the product and read back.
+  template <class T>
+  static void gemm_bias(const MatrixView<T>& a, const MatrixView<T>& b, const T* bias, T* c, std::int64_t ldc) {
+    split_gemm_blocks(a, b, bias, c, ldc, false);
   }
 
 #if defined(METRO_OWN_SGEMM)
@@ -417,19 +422,33 @@ struct Kernels<cpu> {
   static constexpr std::int64_t kGemmTileRows = 16, kGemmTileCols = 16;
 #endif
 
+  // C = A B (+ 1 bias^T when bias is given) (+ C when accumulate), one block per thread.
+  template <class T>
+  static void split_gemm_blocks(const MatrixView<T>& a, const MatrixView<T>& b, const T* bias, T* c, std::int64_t ldc, bool accumulate) {
+    split_gemm(a.rows, b.cols, a.cols, [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) {
+      gemm_block({a.data + r0 * a.row_stride, r1 - r0, a.cols, a.row_stride, a.col_stride},
+                 {b.data + c0 * b.col_stride, b.rows, c1 - c0, b.row_stride, b.col_stride}, bias ? bias + c0 : nullptr,
+                 c + r0 * ldc + c0, ldc, accumulate);
+    });
+  }
+
   // One GEMM on the calling thread: fp32 through backend/cpu_sgemm.hpp where the
   // target has AVX-512 or AVX2 + FMA, otherwise Eigen (which does not fork inside
-  // an OpenMP region).
+  // an OpenMP region) after the bias is copied into C.
   template <class T>
-  static void gemm_block(const MatrixView<T>& a, const MatrixView<T>& b, T* c, std::int64_t ldc, bool accumulate) {
+  static void gemm_block(const MatrixView<T>& a, const MatrixView<T>& b, const T* bias, T* c, std::int64_t ldc, bool accumulate) {
 #if defined(METRO_OWN_SGEMM)
     // `else`, not an early return: Eigen's GEMM is then never instantiated for float
     // (about 2 s of compile time in every translation unit that runs a model).
     if constexpr (std::is_same_v<T, float>)
-      sgemm::gemm(a, b, c, ldc, accumulate);
+      sgemm::gemm(a, b, c, ldc, accumulate, bias);
     else
 #endif
-      eigen_gemm(a, b, c, ldc, accumulate);
+    {
+      for (std::int64_t i = 0; i < a.rows && bias; ++i)
+        for (std::int64_t j = 0; j < b.cols; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : T(0)) + bias[j];
+      eigen_gemm(a, b, c, ldc, accumulate || bias != nullptr);
+    }
   }
 
   template <class T>

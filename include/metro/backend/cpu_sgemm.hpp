@@ -142,13 +142,17 @@ inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t
 }
 
 // C[0 : rows, 0 : cols] (+)= a_panel (depth x kMr) * b_panel (depth x kNr), with
-// rows <= kMr and cols <= kNr; adds to C when `add`, overwrites it otherwise.
+// rows <= kMr and cols <= kNr; adds to C when `add`, overwrites it otherwise,
+// starting every row's sum from bias[0 : cols] when `bias` is given.
 inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* b_panel, float* c, std::int64_t ldc,
-                         std::int64_t rows, std::int64_t cols, bool add) {
+                         std::int64_t rows, std::int64_t cols, bool add, const float* bias) {
   __m512 acc[kMr][2];
   if (add) prefetch_tile(c, ldc, rows);
+  const __mmask16 low = lanes(cols), high = lanes(cols - 16);
+  const __m512 start_low = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
+  const __m512 start_high = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
-  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < kMr; ++r) acc[r][0] = start_low, acc[r][1] = start_high;
   for (std::int64_t p = 0; p < depth; ++p, a_panel += kMr, b_panel += kNr) {
     const __m512 b_low = _mm512_load_ps(b_panel), b_high = _mm512_load_ps(b_panel + 16);
 #pragma GCC unroll 14
@@ -158,7 +162,6 @@ inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* 
       acc[r][1] = _mm512_fmadd_ps(a_value, b_high, acc[r][1]);
     }
   }
-  const __mmask16 low = lanes(cols), high = lanes(cols - 16);
 #pragma GCC unroll 14
   for (int r = 0; r < kMr; ++r) {
     if (r >= rows) break;
@@ -224,14 +227,18 @@ inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t
 }
 
 // C[0 : rows, 0 : cols] (+)= a_panel (depth x kMr) * b_panel (depth x kNr), with
-// rows <= kMr and cols <= kNr; adds to C when `add`, overwrites it otherwise.
+// rows <= kMr and cols <= kNr; adds to C when `add`, overwrites it otherwise,
+// starting every row's sum from bias[0 : cols] when `bias` is given.
 // A partial tile goes through a full tile on the stack.
 inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* b_panel, float* c, std::int64_t ldc,
-                         std::int64_t rows, std::int64_t cols, bool add) {
+                         std::int64_t rows, std::int64_t cols, bool add, const float* bias) {
   __m256 acc[kMr][2];
   if (add) prefetch_tile(c, ldc, rows);
+  alignas(32) float start[kNr] = {};
+  if (bias) std::copy(bias, bias + cols, start);
+  const __m256 start_low = _mm256_load_ps(start), start_high = _mm256_load_ps(start + 8);
 #pragma GCC unroll 6
-  for (int r = 0; r < kMr; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int r = 0; r < kMr; ++r) acc[r][0] = start_low, acc[r][1] = start_high;
   for (std::int64_t p = 0; p < depth; ++p, a_panel += kMr, b_panel += kNr) {
     const __m256 b_low = _mm256_load_ps(b_panel), b_high = _mm256_load_ps(b_panel + 8);
 #pragma GCC unroll 6
@@ -318,18 +325,20 @@ struct PackedB {
   const float* block(std::int64_t p0, std::int64_t depth, std::int64_t j0) const { return data + p0 * padded_cols + j0 * depth; }
 };
 
-// C (m x n) = A * B (+ C) with B supplied a block at a time: b_block(p0, depth,
-// j0, cols, scratch) returns B[p0 : p0 + depth, j0 : j0 + cols] laid out as
+// C (m x n) = A * B (+ 1 bias^T: bias[j] added to every row's column j, when
+// `bias` is given) (+ C when `accumulate`), with B supplied a block at a time:
+// b_block(p0, depth, j0, cols, scratch) returns B[p0 : p0 + depth, j0 : j0 + cols] laid out as
 // pack_b lays it out (panels of kNr columns, zeros past the last column), packed
 // into `scratch` (room for kKc rows of min(n, kNc) columns in whole panels) or
 // already packed elsewhere (PackedB).
 template <class BBlock>
-void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, float* c, std::int64_t ldc, bool accumulate) {
+void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, float* c, std::int64_t ldc, bool accumulate,
+               const float* bias = nullptr) {
   const std::int64_t m = a.rows, k = a.cols;
   if (m == 0 || n == 0) return;
-  if (k == 0) {
-    if (!accumulate)
-      for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+  if (k == 0) {  // an empty product
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0.0f) + (bias ? bias[j] : 0.0f);
     return;
   }
   thread_local PackBuffer a_buffer, b_buffer;
@@ -340,6 +349,7 @@ void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, flo
     for (std::int64_t pc = 0; pc < k; pc += kKc) {
       const std::int64_t kc = std::min(kKc, k - pc);
       const bool add = accumulate || pc > 0;
+      const float* slice_bias = pc == 0 ? bias : nullptr;  // the first slice adds the bias
       const float* b_panels = b_block(pc, kc, jc, nc, b_scratch);
       for (std::int64_t ic = 0; ic < m; ic += kMc) {
         const std::int64_t mc = std::min(kMc, m - ic);
@@ -347,17 +357,18 @@ void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, flo
         for (std::int64_t jr = 0; jr < nc; jr += kNr)
           for (std::int64_t ir = 0; ir < mc; ir += kMr)
             micro_kernel(kc, a_packed + ir * kc, b_panels + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
-                         std::min(kMr, mc - ir), std::min(kNr, nc - jr), add);
+                         std::min(kMr, mc - ir), std::min(kNr, nc - jr), add, slice_bias ? slice_bias + jc + jr : nullptr);
       }
     }
   }
 }
 
-inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* c, std::int64_t ldc, bool accumulate) {
+inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* c, std::int64_t ldc, bool accumulate,
+                 const float* bias = nullptr) {
   gemm_with(a, b.cols, [&b](std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols, float* scratch) {
     pack_b(b, p0, depth, j0, cols, scratch);
     return static_cast<const float*>(scratch);
-  }, c, ldc, accumulate);
+  }, c, ldc, accumulate, bias);
 }
 
 }  // namespace metro::backend::sgemm

@@ -399,6 +399,16 @@ __global__ void sum_of_squares_kernel(const T* x, std::int64_t n, std::int64_t b
   }
 }
 
+// c[r * ldc + j] = row[j] for r < rows, j < n (index i = r * n + j): the bias a
+// GEMM then accumulates onto (Kernels<cuda>::gemm_bias).
+template <class T>
+struct RepeatRow {
+  const T* row;
+  T* c;
+  std::int64_t n, ldc;
+  __device__ void operator()(std::int64_t i) const { c[i / n * ldc + i % n] = row[i % n]; }
+};
+
 inline int blas_int(std::int64_t v, const char* what) {
   if (v < 0 || v > INT_MAX) throw ValueError(std::string("cuda gemm: ") + what + " " + std::to_string(v) + " does not fit cuBLAS's int");
   return static_cast<int>(v);
@@ -644,6 +654,14 @@ struct Kernels<cuda> {
     const detail::BlasOperand bb = detail::blas_operand(b.rows, b.cols, b.row_stride, b.col_stride);
     const int ld = detail::blas_int(std::max<std::int64_t>(ldc, n), "ldc");
     detail::blas_gemm(bb.op, ba.op, n, m, k, T(1), b.data, bb.ld, a.data, ba.ld, accumulate ? T(1) : T(0), c, ld);
+  }
+
+  // C (m x n) = A B + 1 bias^T, bias (n) added to every row, as Kernels<cpu>::gemm_bias:
+  // C starts as the bias, repeated, and cuBLAS accumulates the product onto it.
+  template <class T>
+  static void gemm_bias(const MatrixView<T>& a, const MatrixView<T>& b, const T* bias, T* c, std::int64_t ldc) {
+    for_each(a.rows * b.cols, 0, detail::RepeatRow<T>{bias, c, b.cols, ldc});
+    gemm(a, b, c, ldc, true);
   }
 
   // Runs `batch` independent products, product(i) calling gemm, one after another

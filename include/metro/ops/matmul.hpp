@@ -106,15 +106,14 @@ Tensor<T, D> gemm_rows(const Tensor<T, D>& x, std::int64_t in) {
 }
 
 // y = rows w^T + b (no autograd) for rows (R, in) laid out for the GEMM, w (out, in)
-// and b (out) contiguous, returned with `shape`'s last dim set to out: the rows of
-// y start as the bias and the GEMM accumulates into them.
+// and b (out) contiguous, returned with `shape`'s last dim set to out: one GEMM
+// that adds the bias to every row (Kernels::gemm_bias).
 template <class T, class D>
 Tensor<T, D> affine_forward(const Tensor<T, D>& rows, const Tensor<T, D>& w, const Tensor<T, D>& b, Shape shape) {
-  const std::int64_t count = rows.shape()[0], in = w.shape()[1], out = w.shape()[0];
+  const std::int64_t in = w.shape()[1], out = w.shape()[0];
   shape[shape.size() - 1] = out;
   Tensor<T, D> y = empty<T, D>(shape);  // (..., out), filled as (R, out)
-  copy_(reshape(y, {count, out}), b);
-  backend::Kernels<D>::gemm(matrix_view(rows, 0), {w.data(), in, out, 1, in}, y.data(), out, true);
+  backend::Kernels<D>::gemm_bias(matrix_view(rows, 0), {w.data(), in, out, 1, in}, b.data(), y.data(), out);
   return y;
 }
 
