@@ -46,8 +46,8 @@ inline constexpr std::int64_t kNr = 16;  // columns of a C tile: two ymm registe
 #endif
 // A deeper slice than the usual 256 halves how often each tile of C is loaded
 // and stored (from L3 at METRO's sizes: a layer's output does not stay in L2),
-// for a B panel of 2 kNr KiB that outgrows L1 and streams from L2: -2 to -4 %
-// on every model workload in docs/benchmarks.md (item 9).
+// for a B panel of 2 kNr KiB (64 KiB with AVX-512: more than L1, so it streams
+// from L2): -2 to -4 % on the model workloads (docs/benchmarks.md, item 9).
 inline constexpr std::int64_t kKc = 512;                  // inner-dimension slice
 inline constexpr std::int64_t kMc = kMr * (168 / kMr);     // rows of A packed at once: 168 x 512 floats, 336 KiB
 inline constexpr std::int64_t kNc = 2048;                 // columns of B packed at once: 512 x 2048 floats

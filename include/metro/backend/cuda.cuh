@@ -399,8 +399,8 @@ __global__ void sum_of_squares_kernel(const T* x, std::int64_t n, std::int64_t b
   }
 }
 
-// c[r * ldc + j] = row[j] for r < rows, j < n (index i = r * n + j): the bias a
-// GEMM then accumulates onto (Kernels<cuda>::gemm_bias).
+// c[r * ldc + j] = row[j] for index i = r * n + j of an (m x n) block of C: the
+// bias a GEMM then accumulates onto (Kernels<cuda>::gemm_bias).
 template <class T>
 struct RepeatRow {
   const T* row;
