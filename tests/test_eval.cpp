@@ -54,7 +54,6 @@ std::vector<Vector3f> transformed(const std::vector<Vector3f>& points, double sc
   return out;
 }
 
-// `count` points (double) with coordinates ~ N(0, spread^2); z = 0 when `planar`.
 Eigen::Matrix3Xd to_eigen(const std::vector<Vec3d>& points) {
   Eigen::Matrix3Xd out(3, static_cast<Eigen::Index>(points.size()));
   for (std::size_t i = 0; i < points.size(); ++i)
