@@ -7,6 +7,8 @@
 //   metro_r50_train_b8     paper_body (ResNet-50 + blocks + heads), forward, L1 on the three
 //                          vertex levels, backward, Adam step, batch 8
 //   small_train_b16        small(108, {431, 6890}, 128), the same training step, batch 16
+//   *_bf16                 the two batch-1 forwards with bf16 products (MatmulPrecision::bf16,
+//                          core/precision.hpp; fp32 products where the build has no bf16 kernel)
 //
 // And where the demo's training step goes (small at 96 px, one head, no dropout,
 // batch 8, as tools/demo.sh trains), each part forward + backward on its own:
@@ -160,6 +162,14 @@ Workload metro_train_step(const model::MetroConfig& config, std::int64_t batch) 
           }};
 }
 
+// The same workload with the GEMMs' operands rounded to bf16 (core/precision.hpp).
+Workload with_bf16_products(Workload w) {
+  return {w.batch, [step = std::move(w.step)] {
+            const MatmulPrecisionGuard bf16(MatmulPrecision::bf16);
+            step();
+          }};
+}
+
 void BM_transformer_fwd_b1(benchmark::State& state) {
   static Workload w = transformer(model::paper_body(), 1, false);
   run_workload(state, w);
@@ -170,6 +180,14 @@ void BM_transformer_train_b8(benchmark::State& state) {
 }
 void BM_resnet50_fwd_b1(benchmark::State& state) {
   static Workload w = resnet50_forward(1);
+  run_workload(state, w);
+}
+void BM_transformer_fwd_b1_bf16(benchmark::State& state) {
+  static Workload w = with_bf16_products(transformer(model::paper_body(), 1, false));
+  run_workload(state, w);
+}
+void BM_resnet50_fwd_b1_bf16(benchmark::State& state) {
+  static Workload w = with_bf16_products(resnet50_forward(1));
   run_workload(state, w);
 }
 void BM_metro_r50_train_b8(benchmark::State& state) {
@@ -203,6 +221,8 @@ BENCHMARK(BM_transformer_train_b8)->Unit(benchmark::kMillisecond)->UseRealTime()
 BENCHMARK(BM_resnet50_fwd_b1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_metro_r50_train_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_small_train_b16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_transformer_fwd_b1_bf16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_resnet50_fwd_b1_bf16)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_demo_train_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_demo_backbone_b8)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_demo_encoder_b8)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "metro/nn/nn.hpp"
+#include "support/bf16.hpp"
 #include "support/parity.hpp"
 
 using namespace metro;
@@ -17,9 +18,11 @@ namespace {
 
 using testing::check_parity, testing::fixture, testing::fixture_tensor, testing::relative_error;
 
-TensorD as_double(const TensorF& t) {
-  const auto values = t.to_vector();
-  return from_vector<double>(std::vector<double>(values.begin(), values.end()), t.shape());
+// t in float64, its values first rounded to bf16 when `bf16_rounded`.
+TensorD as_double(const TensorF& t, bool bf16_rounded = false) {
+  std::vector<double> values;
+  for (const float v : t.to_vector()) values.push_back(bf16_rounded ? testing::round_to_bf16(v) : v);
+  return from_vector<double>(values, t.shape());
 }
 
 AttentionConfig small_attention() { return {.hidden_size = 16, .num_heads = 4, .attention_dropout = 0, .hidden_dropout = 0}; }
@@ -396,7 +399,9 @@ TEST_CASE("save_state_dict / load_state_dict round trip through safetensors") {
 
 TEST_CASE("conv2d in float (image patches packed by the GEMM) against the float64 im2col path") {
   // Geometries whose GEMM panels cross output rows and samples (small outputs),
-  // strides, dilation, padding wider than a row, groups, several samples.
+  // strides, dilation, padding wider than a row, groups, several samples. With
+  // bf16 products (where this build has them) the reference convolves the input
+  // and weights rounded to bf16: the patches are rounded as the GEMM packs them.
   struct Case {
     std::int64_t batch, in_c, out_c, height, width, kernel, stride, padding, dilation, groups;
   };
@@ -411,10 +416,34 @@ TEST_CASE("conv2d in float (image patches packed by the GEMM) against the float6
     const TensorF w = randn<float>({c.out_c, c.in_c / c.groups, c.kernel, c.kernel}, gen);
     const TensorF b = randn<float>({c.out_c}, gen);
     const Window2d window{.stride = {c.stride, c.stride}, .padding = {c.padding, c.padding}, .dilation = {c.dilation, c.dilation}};
-    const TensorF y = conv2d(x, w, b, window, c.groups);
-    const TensorD expected = conv2d(as_double(x), as_double(w), as_double(b), window, c.groups);
-    CHECK(y.shape() == expected.shape());
-    CHECK(relative_error(y, expected) < 1e-6);
+    for (const MatmulPrecision precision : {MatmulPrecision::fp32, MatmulPrecision::bf16}) {
+      CAPTURE(static_cast<int>(precision));
+      const MatmulPrecisionGuard guard(precision);
+      const bool rounded = precision == MatmulPrecision::bf16 && bf16_matmul_available;
+      const TensorF y = conv2d(x, w, b, window, c.groups);
+      const TensorD expected = conv2d(as_double(x, rounded), as_double(w, rounded), as_double(b), window, c.groups);
+      CHECK(y.shape() == expected.shape());
+      CHECK(relative_error(y, expected) < 1e-6);
+    }
+  }
+}
+
+TEST_CASE("bf16 products keep a transformer layer within 0.1 % of fp32, and change nothing without the kernel") {
+  Generator gen(23);
+  TransformerLayer<float> layer({.attention = {.hidden_size = 64, .num_heads = 4, .attention_dropout = 0, .hidden_dropout = 0},
+                                 .intermediate_size = 256},
+                                gen);
+  layer.train(false);
+  const TensorF x = randn<float>({2, 30, 64}, gen);
+  const NoGradGuard no_grad;
+  const TensorF fp32 = layer.forward(x);
+  const MatmulPrecisionGuard bf16(MatmulPrecision::bf16);
+  const double error = relative_error(layer.forward(x), as_double(fp32));
+  if (bf16_matmul_available) {
+    CHECK(error > 1e-5);  // the products did run in bf16 (fp32 reorderings stay near 1e-7)
+    CHECK(error < 1e-3);  // 9e-5 here: rounding errors of 2^-9 average out over the dot products
+  } else {
+    CHECK(error == 0);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "metro/tensor.hpp"
+#include "support/bf16.hpp"
 
 using namespace metro;
 using Vec = std::vector<double>;
@@ -302,9 +303,12 @@ TEST_SUITE("matmul") {
 
   // The fp32 GEMM kernel (backend/cpu_sgemm.hpp where the CPU has AVX-512 or AVX2) against a
   // float64 reference: every operand layout, sizes that leave partial 14 x 32 and 6 x 16 tiles,
-  // and inner dimensions that cross the 512-deep packing slices (or are empty); C starts from
-  // zero, from C (accumulate) or from a bias added to every row (gemm_bias, Linear's GEMM).
-  TEST_CASE("fp32 GEMM matches a float64 reference for every layout and edge tile") {
+  // and inner dimensions that cross the 512-deep packing slices (or are empty or odd: bf16
+  // pairs); C starts from zero, from C (accumulate) or from a bias added to every row
+  // (gemm_bias, Linear's GEMM). With MatmulPrecision::bf16 the reference multiplies the
+  // operands rounded to bf16 (exact products, fp32 sums) where this build has the bf16
+  // kernel, the unrounded ones elsewhere (the setting then changes nothing).
+  TEST_CASE("fp32 GEMM matches a float64 reference for every layout, edge tile and precision") {
     using View = backend::MatrixView<float>;
     Generator gen(41);
     const std::vector<std::array<std::int64_t, 3>> sizes = {{1, 1, 1}, {15, 33, 7}, {29, 65, 300}, {445, 64, 64}, {3, 2100, 513}, {17, 40, 1100}, {4, 37, 0}};
@@ -314,37 +318,42 @@ TEST_SUITE("matmul") {
       const std::vector<float> c0 = rand<float>({m * (n + 3)}, gen, -1, 1).to_vector();
       const std::vector<float> bias = rand<float>({n}, gen, -1, 1).to_vector();
       enum class Start { zero, accumulate, bias };
-      for (const bool a_transposed : {false, true})
-        for (const bool b_transposed : {false, true})
-          for (const Start start : {Start::zero, Start::accumulate, Start::bias}) {
-            CAPTURE(m);
-            CAPTURE(n);
-            CAPTURE(k);
-            CAPTURE(a_transposed);
-            CAPTURE(b_transposed);
-            CAPTURE(static_cast<int>(start));
-            // The same numbers stored row- or column-major; C has a leading dimension of n + 3.
-            const View av = a_transposed ? View{a.data(), m, k, 1, m} : View{a.data(), m, k, k, 1};
-            const View bv = b_transposed ? View{b.data(), k, n, 1, k} : View{b.data(), k, n, n, 1};
-            std::vector<float> c = c0;
-            if (start == Start::bias)
-              backend::Kernels<cpu>::gemm_bias(av, bv, bias.data(), c.data(), n + 3);
-            else
-              backend::Kernels<cpu>::gemm(av, bv, c.data(), n + 3, start == Start::accumulate);
-            double worst = 0;
-            for (std::int64_t i = 0; i < m; ++i)
-              for (std::int64_t j = 0; j < n + 3; ++j) {
-                double expected = c0[i * (n + 3) + j];
-                if (j < n) {
-                  double dot = 0;
-                  for (std::int64_t p = 0; p < k; ++p)
-                    dot += double{av.data[i * av.row_stride + p * av.col_stride]} * bv.data[p * bv.row_stride + j * bv.col_stride];
-                  expected = start == Start::accumulate ? expected + dot : start == Start::bias ? bias[j] + dot : dot;
+      for (const MatmulPrecision precision : {MatmulPrecision::fp32, MatmulPrecision::bf16})
+        for (const bool a_transposed : {false, true})
+          for (const bool b_transposed : {false, true})
+            for (const Start start : {Start::zero, Start::accumulate, Start::bias}) {
+              const MatmulPrecisionGuard guard(precision);
+              const bool rounded = precision == MatmulPrecision::bf16 && bf16_matmul_available;
+              auto operand = [rounded](float x) { return double{rounded ? testing::round_to_bf16(x) : x}; };
+              CAPTURE(static_cast<int>(precision));
+              CAPTURE(m);
+              CAPTURE(n);
+              CAPTURE(k);
+              CAPTURE(a_transposed);
+              CAPTURE(b_transposed);
+              CAPTURE(static_cast<int>(start));
+              // The same numbers stored row- or column-major; C has a leading dimension of n + 3.
+              const View av = a_transposed ? View{a.data(), m, k, 1, m} : View{a.data(), m, k, k, 1};
+              const View bv = b_transposed ? View{b.data(), k, n, 1, k} : View{b.data(), k, n, n, 1};
+              std::vector<float> c = c0;
+              if (start == Start::bias)
+                backend::Kernels<cpu>::gemm_bias(av, bv, bias.data(), c.data(), n + 3);
+              else
+                backend::Kernels<cpu>::gemm(av, bv, c.data(), n + 3, start == Start::accumulate);
+              double worst = 0;
+              for (std::int64_t i = 0; i < m; ++i)
+                for (std::int64_t j = 0; j < n + 3; ++j) {
+                  double expected = c0[i * (n + 3) + j];
+                  if (j < n) {
+                    double dot = 0;
+                    for (std::int64_t p = 0; p < k; ++p)
+                      dot += operand(av.data[i * av.row_stride + p * av.col_stride]) * operand(bv.data[p * bv.row_stride + j * bv.col_stride]);
+                    expected = start == Start::accumulate ? expected + dot : start == Start::bias ? bias[j] + dot : dot;
+                  }
+                  worst = std::max(worst, std::abs(c[i * (n + 3) + j] - expected));
                 }
-                worst = std::max(worst, std::abs(c[i * (n + 3) + j] - expected));
-              }
-            CHECK(worst <= 4e-5 * std::sqrt(double(k)));  // fp32 rounding of k products of |x| <= 1 (exact when k = 0)
-          }
+              CHECK(worst <= 4e-5 * std::sqrt(double(k)));  // fp32 rounding of k products of |x| <= 1 (exact when k = 0)
+            }
     }
   }
 

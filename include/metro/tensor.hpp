@@ -1,5 +1,6 @@
 #pragma once
 // The tensor library: Tensor<T, Device>, its ops with autograd, and gradcheck.
+#include "metro/core/precision.hpp"
 #include "metro/core/tensor.hpp"
 #include "metro/ops/common.hpp"
 #include "metro/ops/elementwise.hpp"

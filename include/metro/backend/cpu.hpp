@@ -261,12 +261,13 @@ struct Kernels<cpu> {
   // column, with panel_width = kPanelWidth. The threads pack B once, in parallel,
   // into the order the GEMM reads it (sgemm::PackedB), then multiply; B is
   // neither stored as a matrix nor packed twice. Convolutions pack their image
-  // patches this way (nn/conv.hpp).
+  // patches this way (nn/conv.hpp). bf16 products as gemm's (core/precision.hpp).
   static constexpr std::int64_t kPanelWidth = sgemm::kNr;
   template <class Pack>
   static void gemm_packed_b(const MatrixView<float>& a, std::int64_t n, const Pack& pack, float* c, std::int64_t ldc,
                             bool accumulate) {
     const std::int64_t k = a.cols, padded = sgemm::PackedB::padded(n), slices = (k + sgemm::kKc - 1) / sgemm::kKc;
+    const bool bf16 = float32_matmul_uses_bf16();
     thread_local sgemm::PackBuffer buffer;  // kept for the next product, as a column matrix would be
     float* packed = buffer.get(k * padded);
     // One (slice, panel) pair per index: kKc x kNr floats each.
@@ -276,14 +277,16 @@ struct Kernels<cpu> {
                    for (std::int64_t unit = first; unit < last; ++unit) {
                      const std::int64_t p0 = unit / panels * sgemm::kKc, j0 = unit % panels * kPanelWidth;
                      const std::int64_t depth = std::min(sgemm::kKc, k - p0);
-                     pack(p0, depth, j0, std::min(kPanelWidth, n - j0), kPanelWidth, packed + p0 * padded + j0 * depth);
+                     float* panel = packed + p0 * padded + j0 * depth;
+                     pack(p0, depth, j0, std::min(kPanelWidth, n - j0), kPanelWidth, panel);
+                     sgemm::finish_panels(bf16, panel, 1, depth, kPanelWidth);
                    }
                  });
     const sgemm::PackedB b{packed, padded};
     split_gemm(a.rows, n, k, [&](std::int64_t r0, std::int64_t r1, std::int64_t c0, std::int64_t c1) {
       auto b_block = [&](std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t, float*) { return b.block(p0, depth, c0 + j0); };
       sgemm::gemm_with({a.data + r0 * a.row_stride, r1 - r0, k, a.row_stride, a.col_stride}, c1 - c0, b_block, c + r0 * ldc + c0,
-                       ldc, accumulate);
+                       ldc, accumulate, nullptr, bf16);
     });
   }
 #endif
@@ -433,15 +436,16 @@ struct Kernels<cpu> {
   }
 
   // One GEMM on the calling thread: fp32 through backend/cpu_sgemm.hpp where the
-  // target has AVX-512 or AVX2 + FMA, otherwise Eigen (which does not fork inside
-  // an OpenMP region) after the bias is copied into C.
+  // target has AVX-512 or AVX2 + FMA (with bf16 products when core/precision.hpp
+  // says so), otherwise Eigen (which does not fork inside an OpenMP region) after
+  // the bias is copied into C.
   template <class T>
   static void gemm_block(const MatrixView<T>& a, const MatrixView<T>& b, const T* bias, T* c, std::int64_t ldc, bool accumulate) {
 #if defined(METRO_OWN_SGEMM)
     // `else`, not an early return: Eigen's GEMM is then never instantiated for float
     // (about 2 s of compile time in every translation unit that runs a model).
     if constexpr (std::is_same_v<T, float>)
-      sgemm::gemm(a, b, c, ldc, accumulate, bias);
+      sgemm::gemm(a, b, c, ldc, accumulate, bias, float32_matmul_uses_bf16());
     else
 #endif
     {

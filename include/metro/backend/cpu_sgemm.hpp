@@ -20,6 +20,11 @@
 // keep smaller tiles and reached about half of the FMA peak at METRO's shapes
 // on both kinds of CPU (docs/benchmarks.md).
 //
+// With MatmulPrecision::bf16 (core/precision.hpp) on a CPU with AVX512-BF16 the
+// packed panels are rewritten as pairs of consecutive inner-dimension values in
+// bfloat16 (to_bf16_pairs) and each vdpbf16ps adds both products of a pair: the
+// same loops and tiles at twice the FMA's rate.
+//
 // Only compiled where the compiler targets one of the two (-march=native on
 // such a CPU; METRO_OWN_SGEMM is then defined); Kernels<cpu>::gemm uses Eigen
 // for other types and targets.
@@ -34,6 +39,7 @@
 
 #include "metro/backend/matrix_view.hpp"
 #include "metro/core/eigen.hpp"
+#include "metro/core/precision.hpp"
 
 namespace metro::backend::sgemm {
 
@@ -141,10 +147,38 @@ inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t
   return true;
 }
 
-// C[0 : rows, 0 : cols] (+)= a_panel (depth x kMr) * b_panel (depth x kNr), with
-// rows <= kMr and cols <= kNr; adds to C when `add`, overwrites it otherwise,
-// starting every row's sum from bias[0 : cols] when `bias` is given.
-inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* b_panel, float* c, std::int64_t ldc,
+#if defined(METRO_SGEMM_BF16)
+// Rewrites a packed panel (depth x width floats, width <= 32) in place as
+// ceil(depth / 2) rows of width 32-bit slots: slot (q, v) holds the bfloat16
+// pair (panel[2q][v], panel[2q + 1][v]) (round to nearest even; a zero pairs
+// with an odd depth's last row), the operand layout of vdpbf16ps. Row q is
+// written after rows 2q and 2q + 1 are read, so in place is safe.
+inline void to_bf16_pairs(float* panel, std::int64_t depth, std::int64_t width) {
+  alignas(64) static constexpr std::int16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                               8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  for (std::int64_t q = 0; 2 * q < depth; ++q) {
+    const float* even = panel + 2 * q * width;
+    const bool has_odd = 2 * q + 1 < depth;
+    for (std::int64_t v = 0; v < width; v += 16) {
+      const __mmask16 kept = lanes(width - v);
+      const __m512 first = _mm512_maskz_loadu_ps(kept, even + v);
+      const __m512 second = has_odd ? _mm512_maskz_loadu_ps(kept, even + width + v) : _mm512_setzero_ps();
+      // 16 bf16 of `first` then 16 of `second`, interleaved into 16 pairs.
+      const __m512i halves = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(second, first));
+      _mm512_mask_storeu_epi32(panel + q * width + v, kept, _mm512_permutexvar_epi16(interleave, halves));
+    }
+  }
+}
+#endif
+
+// C[0 : rows, 0 : cols] (+)= a_panel * b_panel, with rows <= kMr and cols <= kNr,
+// over `steps` steps of the inner dimension: the panels are (steps x kMr) and
+// (steps x kNr) floats, or with kBf16Pairs (steps x kMr) and (steps x kNr) bf16
+// pairs (to_bf16_pairs). Adds to C when `add`, overwrites it otherwise, starting
+// every row's sum from bias[0 : cols] when `bias` is given.
+template <bool kBf16Pairs>
+inline void micro_kernel(std::int64_t steps, const float* a_panel, const float* b_panel, float* c, std::int64_t ldc,
                          std::int64_t rows, std::int64_t cols, bool add, const float* bias) {
   __m512 acc[kMr][2];
   if (add) prefetch_tile(c, ldc, rows);
@@ -153,13 +187,21 @@ inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* 
   const __m512 start_high = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
   for (int r = 0; r < kMr; ++r) acc[r][0] = start_low, acc[r][1] = start_high;
-  for (std::int64_t p = 0; p < depth; ++p, a_panel += kMr, b_panel += kNr) {
+  for (std::int64_t p = 0; p < steps; ++p, a_panel += kMr, b_panel += kNr) {
     const __m512 b_low = _mm512_load_ps(b_panel), b_high = _mm512_load_ps(b_panel + 16);
 #pragma GCC unroll 14
     for (int r = 0; r < kMr; ++r) {
-      const __m512 a_value = _mm512_set1_ps(a_panel[r]);
-      acc[r][0] = _mm512_fmadd_ps(a_value, b_low, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(a_value, b_high, acc[r][1]);
+      const __m512 a_value = _mm512_set1_ps(a_panel[r]);  // a value, or a pair's 32 bits
+#if defined(METRO_SGEMM_BF16)
+      if constexpr (kBf16Pairs) {
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], reinterpret_cast<__m512bh>(a_value), reinterpret_cast<__m512bh>(b_low));
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], reinterpret_cast<__m512bh>(a_value), reinterpret_cast<__m512bh>(b_high));
+      } else
+#endif
+      {
+        acc[r][0] = _mm512_fmadd_ps(a_value, b_low, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(a_value, b_high, acc[r][1]);
+      }
     }
   }
 #pragma GCC unroll 14
@@ -229,9 +271,11 @@ inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t
 // C[0 : rows, 0 : cols] (+)= a_panel (depth x kMr) * b_panel (depth x kNr), with
 // rows <= kMr and cols <= kNr; adds to C when `add`, overwrites it otherwise,
 // starting every row's sum from bias[0 : cols] when `bias` is given.
-// A partial tile goes through a full tile on the stack.
+// A partial tile goes through a full tile on the stack. fp32 only: bf16 pairs need AVX512-BF16.
+template <bool kBf16Pairs>
 inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* b_panel, float* c, std::int64_t ldc,
                          std::int64_t rows, std::int64_t cols, bool add, const float* bias) {
+  static_assert(!kBf16Pairs);
   __m256 acc[kMr][2];
   if (add) prefetch_tile(c, ldc, rows);
   alignas(32) float start[kNr] = {};
@@ -325,15 +369,26 @@ struct PackedB {
   const float* block(std::int64_t p0, std::int64_t depth, std::int64_t j0) const { return data + p0 * padded_cols + j0 * depth; }
 };
 
+// Rewrites `count` consecutive packed panels of (depth x width) floats as bf16
+// pairs (bf16 products), or leaves them as they are (fp32).
+inline void finish_panels(bool bf16, float* panels, std::int64_t count, std::int64_t depth, std::int64_t width) {
+#if defined(METRO_SGEMM_BF16)
+  for (std::int64_t i = 0; i < count && bf16; ++i) to_bf16_pairs(panels + i * depth * width, depth, width);
+#else
+  (void)bf16, (void)panels, (void)count, (void)depth, (void)width;
+#endif
+}
+
 // C (m x n) = A * B (+ 1 bias^T: bias[j] added to every row's column j, when
 // `bias` is given) (+ C when `accumulate`), with B supplied a block at a time:
 // b_block(p0, depth, j0, cols, scratch) returns B[p0 : p0 + depth, j0 : j0 + cols] laid out as
-// pack_b lays it out (panels of kNr columns, zeros past the last column), packed
-// into `scratch` (room for kKc rows of min(n, kNc) columns in whole panels) or
-// already packed elsewhere (PackedB).
+// pack_b lays it out (panels of kNr columns, zeros past the last column; with
+// `bf16`, then finished by finish_panels), packed into `scratch` (room for kKc
+// rows of min(n, kNc) columns in whole panels) or already packed elsewhere
+// (PackedB). `bf16` (only where METRO_SGEMM_BF16) multiplies bf16 pairs.
 template <class BBlock>
 void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, float* c, std::int64_t ldc, bool accumulate,
-               const float* bias = nullptr) {
+               const float* bias = nullptr, bool bf16 = false) {
   const std::int64_t m = a.rows, k = a.cols;
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty product
@@ -354,21 +409,32 @@ void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, flo
       for (std::int64_t ic = 0; ic < m; ic += kMc) {
         const std::int64_t mc = std::min(kMc, m - ic);
         pack_a(a, ic, mc, pc, kc, a_packed);
+        finish_panels(bf16, a_packed, (mc + kMr - 1) / kMr, kc, kMr);
         for (std::int64_t jr = 0; jr < nc; jr += kNr)
-          for (std::int64_t ir = 0; ir < mc; ir += kMr)
-            micro_kernel(kc, a_packed + ir * kc, b_panels + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
-                         std::min(kMr, mc - ir), std::min(kNr, nc - jr), add, slice_bias ? slice_bias + jc + jr : nullptr);
+          for (std::int64_t ir = 0; ir < mc; ir += kMr) {
+            const std::int64_t rows = std::min(kMr, mc - ir), cols = std::min(kNr, nc - jr);
+            const float *a_panel = a_packed + ir * kc, *b_panel = b_panels + jr * kc;
+            float* tile = c + (ic + ir) * ldc + jc + jr;
+            const float* tile_bias = slice_bias ? slice_bias + jc + jr : nullptr;
+#if defined(METRO_SGEMM_BF16)
+            if (bf16)
+              micro_kernel<true>((kc + 1) / 2, a_panel, b_panel, tile, ldc, rows, cols, add, tile_bias);
+            else
+#endif
+              micro_kernel<false>(kc, a_panel, b_panel, tile, ldc, rows, cols, add, tile_bias);
+          }
       }
     }
   }
 }
 
 inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* c, std::int64_t ldc, bool accumulate,
-                 const float* bias = nullptr) {
-  gemm_with(a, b.cols, [&b](std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols, float* scratch) {
+                 const float* bias = nullptr, bool bf16 = false) {
+  gemm_with(a, b.cols, [&b, bf16](std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols, float* scratch) {
     pack_b(b, p0, depth, j0, cols, scratch);
+    finish_panels(bf16, scratch, (cols + kNr - 1) / kNr, depth, kNr);
     return static_cast<const float*>(scratch);
-  }, c, ldc, accumulate, bias);
+  }, c, ldc, accumulate, bias, bf16);
 }
 
 }  // namespace metro::backend::sgemm
