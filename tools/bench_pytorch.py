@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""The workloads of benchmarks/bench_models.cpp in PyTorch (fp32, random weights).
+"""The workloads of benchmarks/bench_models.cpp in PyTorch (fp32, random weights;
+the *_bf16 ones under torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's own
+bf16 inference, against ours with MatmulPrecision::bf16).
 
 The METRO model is written out here as the official MeshTransformer code builds
 it (no torchvision or HF transformers needed): post-LN BERT layers, three encoder
@@ -212,10 +214,19 @@ def train_step(p, batch):
     return step
 
 
+def in_bf16(step):
+    def bf16_step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return step()
+    return bf16_step
+
+
 WORKLOADS = {
     "transformer_fwd_b1": (1, lambda: transformer(1, False)),
     "transformer_train_b8": (8, lambda: transformer(8, True)),
     "resnet50_fwd_b1": (1, lambda: resnet50_forward(1)),
+    "transformer_fwd_b1_bf16": (1, lambda: in_bf16(transformer(1, False))),
+    "resnet50_fwd_b1_bf16": (1, lambda: in_bf16(resnet50_forward(1))),
     "metro_r50_train_b8": (8, lambda: train_step(PAPER_BODY, 8)),
     "small_train_b16": (16, lambda: train_step(SMALL, 16)),
 }

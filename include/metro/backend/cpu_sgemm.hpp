@@ -99,23 +99,46 @@ inline __mmask16 lanes(std::int64_t count) {
   return count <= 0 ? 0 : static_cast<__mmask16>((1u << count) - 1u);
 }
 
+// values[0 : min(16, n)] (zeros past n) in 16 lanes.
+inline __m512 load_values(const float* values, std::int64_t n) { return _mm512_maskz_loadu_ps(lanes(n), values); }
+
+#if defined(METRO_SGEMM_BF16)
+// values[0 : min(32, n)] (zeros past n) rounded to bf16 (nearest even), in order:
+// lane q holds the pair (values[2q], values[2q + 1]).
+inline __m512 load_bf16_pairs(const float* values, std::int64_t n) {
+  return reinterpret_cast<__m512>(_mm512_cvtne2ps_pbh(load_values(values + 16, n - 16), load_values(values, n)));
+}
+#endif
+
 // out[p * out_stride + v] = vectors[v][p] for p < depth and v < 16 lanes kept
 // (min(16, out_stride)), where vectors[v] = first + v * stride for v < count and
 // zeros for count <= v < 16: 16 x 16 blocks transposed in registers, so both the
-// reads and the writes are contiguous.
+// reads and the writes are contiguous. With kBf16Pairs the same for the vectors'
+// bf16 pairs: row q of out holds the pairs (vectors[v][2q], vectors[v][2q + 1]),
+// as to_bf16_pairs would rewrite the fp32 result, without the fp32 pass.
+template <bool kBf16Pairs = false>
 inline void transpose_16(const float* first, std::int64_t stride, std::int64_t count, std::int64_t depth, float* out,
                          std::int64_t out_stride) {
+  constexpr std::int64_t kPerLane = kBf16Pairs ? 2 : 1;  // values of a vector in one 32-bit lane
   const __mmask16 kept = lanes(out_stride);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wignored-attributes"  // __m512's vector attribute on a template argument
   Eigen::internal::PacketBlock<__m512, 16> block;
 #pragma GCC diagnostic pop
-  for (std::int64_t p = 0; p < depth; p += 16) {
-    const __mmask16 valid = lanes(depth - p);
-    for (int v = 0; v < 16; ++v)
-      block.packet[v] = v < count ? _mm512_maskz_loadu_ps(valid, first + v * stride + p) : _mm512_setzero_ps();
+  for (std::int64_t p = 0; p < depth; p += 16 * kPerLane) {
+    for (int v = 0; v < 16; ++v) {
+      const float* values = first + v * stride + p;
+#if defined(METRO_SGEMM_BF16)
+      if constexpr (kBf16Pairs) {
+        block.packet[v] = v < count ? load_bf16_pairs(values, depth - p) : _mm512_setzero_ps();
+        continue;
+      }
+#endif
+      block.packet[v] = v < count ? load_values(values, depth - p) : _mm512_setzero_ps();
+    }
     Eigen::internal::ptranspose(block);
-    for (std::int64_t q = 0; q < 16 && p + q < depth; ++q) _mm512_mask_storeu_ps(out + (p + q) * out_stride, kept, block.packet[q]);
+    const std::int64_t rows = std::min<std::int64_t>(16, (depth - p + kPerLane - 1) / kPerLane);
+    for (std::int64_t q = 0; q < rows; ++q) _mm512_mask_storeu_ps(out + (p / kPerLane + q) * out_stride, kept, block.packet[q]);
   }
 }
 
@@ -125,6 +148,15 @@ inline bool pack_a_fast(const float* base, std::int64_t row_stride, std::int64_t
   if (col_stride != 1) return false;
   transpose_16(base, row_stride, panel_rows, depth, out, kMr);
   return true;
+}
+
+// One panel of a transposed B (column j at base + j * col_stride, contiguous: the
+// weight of a Linear layer), read along those columns: two 16-lane transposes.
+template <bool kBf16Pairs = false>
+inline void transpose_b_panel(const float* base, std::int64_t col_stride, std::int64_t panel_cols, std::int64_t depth, float* out) {
+  transpose_16<kBf16Pairs>(base, col_stride, std::min<std::int64_t>(16, panel_cols), depth, out, kNr);
+  const float* second = panel_cols > 16 ? base + 16 * col_stride : base;  // zeros when there is no second half
+  transpose_16<kBf16Pairs>(second, col_stride, panel_cols - 16, depth, out + 16, kNr);
 }
 
 // One panel of B: row-major B is copied a row of 32 at a time; a transposed B
@@ -141,9 +173,7 @@ inline bool pack_b_fast(const float* base, std::int64_t row_stride, std::int64_t
     return true;
   }
   if (row_stride != 1) return false;
-  transpose_16(base, col_stride, std::min<std::int64_t>(16, panel_cols), depth, out, kNr);
-  const float* second = panel_cols > 16 ? base + 16 * col_stride : base;  // zeros when there is no second half
-  transpose_16(second, col_stride, panel_cols - 16, depth, out + 16, kNr);
+  transpose_b_panel(base, col_stride, panel_cols, depth, out);
   return true;
 }
 
@@ -317,24 +347,51 @@ inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* 
 #endif
 
 // A[i0 : i0 + rows, p0 : p0 + depth] into panels of kMr rows, one after another.
+// Rewrites `count` consecutive packed panels of (depth x width) floats as bf16
+// pairs (bf16 products), or leaves them as they are (fp32).
+inline void finish_panels(bool bf16, float* panels, std::int64_t count, std::int64_t depth, std::int64_t width) {
+#if defined(METRO_SGEMM_BF16)
+  for (std::int64_t i = 0; i < count && bf16; ++i) to_bf16_pairs(panels + i * depth * width, depth, width);
+#else
+  (void)bf16, (void)panels, (void)count, (void)depth, (void)width;
+#endif
+}
+
+// A[i0 : i0 + rows, p0 : p0 + depth] into panels of kMr rows, one after another;
+// with `bf16`, as bf16 pairs (a row-major A transposed straight into them).
 inline void pack_a(const MatrixView<float>& a, std::int64_t i0, std::int64_t rows, std::int64_t p0, std::int64_t depth,
-                   float* out) {
+                   float* out, bool bf16) {
   for (std::int64_t ip = 0; ip < rows; ip += kMr, out += depth * kMr) {
     const std::int64_t panel_rows = std::min(kMr, rows - ip);
     const float* base = a.data + (i0 + ip) * a.row_stride + p0 * a.col_stride;
+#if defined(METRO_SGEMM_BF16)
+    if (bf16 && a.col_stride == 1) {
+      transpose_16<true>(base, a.row_stride, panel_rows, depth, out, kMr);
+      continue;
+    }
+#endif
     if (!pack_a_fast(base, a.row_stride, a.col_stride, panel_rows, depth, out))
       pack_a_any(base, a.row_stride, a.col_stride, panel_rows, depth, out);
+    finish_panels(bf16, out, 1, depth, kMr);
   }
 }
 
-// B[p0 : p0 + depth, j0 : j0 + cols] into panels of kNr columns, one after another.
+// B[p0 : p0 + depth, j0 : j0 + cols] into panels of kNr columns, one after another;
+// with `bf16`, as bf16 pairs (a transposed B transposed straight into them).
 inline void pack_b(const MatrixView<float>& b, std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols,
-                   float* out) {
+                   float* out, bool bf16) {
   for (std::int64_t jp = 0; jp < cols; jp += kNr, out += depth * kNr) {
     const std::int64_t panel_cols = std::min(kNr, cols - jp);
     const float* base = b.data + p0 * b.row_stride + (j0 + jp) * b.col_stride;
+#if defined(METRO_SGEMM_BF16)
+    if (bf16 && b.row_stride == 1) {
+      transpose_b_panel<true>(base, b.col_stride, panel_cols, depth, out);
+      continue;
+    }
+#endif
     if (!pack_b_fast(base, b.row_stride, b.col_stride, panel_cols, depth, out))
       pack_b_any(base, b.row_stride, b.col_stride, panel_cols, depth, out);
+    finish_panels(bf16, out, 1, depth, kNr);
   }
 }
 
@@ -369,21 +426,11 @@ struct PackedB {
   const float* block(std::int64_t p0, std::int64_t depth, std::int64_t j0) const { return data + p0 * padded_cols + j0 * depth; }
 };
 
-// Rewrites `count` consecutive packed panels of (depth x width) floats as bf16
-// pairs (bf16 products), or leaves them as they are (fp32).
-inline void finish_panels(bool bf16, float* panels, std::int64_t count, std::int64_t depth, std::int64_t width) {
-#if defined(METRO_SGEMM_BF16)
-  for (std::int64_t i = 0; i < count && bf16; ++i) to_bf16_pairs(panels + i * depth * width, depth, width);
-#else
-  (void)bf16, (void)panels, (void)count, (void)depth, (void)width;
-#endif
-}
-
 // C (m x n) = A * B (+ 1 bias^T: bias[j] added to every row's column j, when
 // `bias` is given) (+ C when `accumulate`), with B supplied a block at a time:
 // b_block(p0, depth, j0, cols, scratch) returns B[p0 : p0 + depth, j0 : j0 + cols] laid out as
 // pack_b lays it out (panels of kNr columns, zeros past the last column; with
-// `bf16`, then finished by finish_panels), packed into `scratch` (room for kKc
+// `bf16`, as bf16 pairs), packed into `scratch` (room for kKc
 // rows of min(n, kNc) columns in whole panels) or already packed elsewhere
 // (PackedB). `bf16` (only where METRO_SGEMM_BF16) multiplies bf16 pairs.
 template <class BBlock>
@@ -408,8 +455,7 @@ void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, flo
       const float* b_panels = b_block(pc, kc, jc, nc, b_scratch);
       for (std::int64_t ic = 0; ic < m; ic += kMc) {
         const std::int64_t mc = std::min(kMc, m - ic);
-        pack_a(a, ic, mc, pc, kc, a_packed);
-        finish_panels(bf16, a_packed, (mc + kMr - 1) / kMr, kc, kMr);
+        pack_a(a, ic, mc, pc, kc, a_packed, bf16);
         for (std::int64_t jr = 0; jr < nc; jr += kNr)
           for (std::int64_t ir = 0; ir < mc; ir += kMr) {
             const std::int64_t rows = std::min(kMr, mc - ir), cols = std::min(kNr, nc - jr);
@@ -431,8 +477,7 @@ void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, flo
 inline void gemm(const MatrixView<float>& a, const MatrixView<float>& b, float* c, std::int64_t ldc, bool accumulate,
                  const float* bias = nullptr, bool bf16 = false) {
   gemm_with(a, b.cols, [&b, bf16](std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols, float* scratch) {
-    pack_b(b, p0, depth, j0, cols, scratch);
-    finish_panels(bf16, scratch, (cols + kNr - 1) / kNr, depth, kNr);
+    pack_b(b, p0, depth, j0, cols, scratch, bf16);
     return static_cast<const float*>(scratch);
   }, c, ldc, accumulate, bias, bf16);
 }
