@@ -62,7 +62,7 @@ void infer_one(metro::model::MetroNetwork<float>& net, const metro::train::MeshH
 }
 
 int run(int argc, char** argv) {
-  std::string checkpoint, out, box;
+  std::string checkpoint, out, box, precision;
   int threads = 0;
   std::vector<std::string> images;
   std::vector<const char*> flag_args{argv[0]};
@@ -80,10 +80,12 @@ int run(int argc, char** argv) {
   flags.add("out", out, "infer_out", "output folder");
   flags.add("box", box, "", "person box x,y,w,h in pixels (default: the centred square crop)");
   flags.add("threads", threads, 2, "compute threads", {1, 1024});
+  flags.add("matmul-precision", precision, "fp32", "fp32, or bf16: every product's operands rounded to bfloat16 (faster where the CPU has AVX512-BF16)");
   if (!flags.parse(static_cast<int>(flag_args.size()), flag_args.data())) return 0;
   if (checkpoint.empty()) throw metro::UsageError("--checkpoint is required");
   if (images.empty()) throw metro::UsageError("give at least one image file");
   omp_set_num_threads(threads);
+  metro::set_float32_matmul_precision(metro::parse_matmul_precision(precision));
   std::filesystem::create_directories(out);
   const auto net = metro::train::load_network(checkpoint);
   const auto mesh = metro::train::MeshHierarchy::for_network(net->config());

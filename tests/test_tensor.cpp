@@ -357,6 +357,19 @@ TEST_SUITE("matmul") {
     }
   }
 
+  TEST_CASE("matmul precision: the flags' spelling, and a guard that restores the previous one") {
+    CHECK(parse_matmul_precision("fp32") == MatmulPrecision::fp32);
+    CHECK(parse_matmul_precision("bf16") == MatmulPrecision::bf16);
+    CHECK_THROWS_AS(parse_matmul_precision("fp16"), ValueError);
+    REQUIRE(float32_matmul_precision() == MatmulPrecision::fp32);  // the default
+    {
+      const MatmulPrecisionGuard bf16(MatmulPrecision::bf16);
+      CHECK(float32_matmul_precision() == MatmulPrecision::bf16);
+      CHECK(float32_matmul_uses_bf16() == bf16_matmul_available);
+    }
+    CHECK(float32_matmul_precision() == MatmulPrecision::fp32);
+  }
+
   TEST_CASE("linear is x W^T + b") {
     const auto x = tensor<double>({{1, 2}});
     const auto w = tensor<double>({{1, 0}, {0, 1}, {1, 1}});

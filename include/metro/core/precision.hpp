@@ -11,6 +11,10 @@
 // backend, products stay fp32. Tensors stay fp32 throughout: only the products'
 // inputs are rounded.
 #include <atomic>
+#include <string>
+#include <string_view>
+
+#include "metro/core/error.hpp"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512BF16__)
 #define METRO_SGEMM_BF16 1
@@ -43,6 +47,13 @@ inline MatmulPrecision float32_matmul_precision() {
 // Whether the fp32 products now run in bf16: requested and available in this build.
 inline bool float32_matmul_uses_bf16() {
   return bf16_matmul_available && float32_matmul_precision() == MatmulPrecision::bf16;
+}
+
+// "fp32" or "bf16", as command-line flags spell them; anything else is a ValueError.
+inline MatmulPrecision parse_matmul_precision(std::string_view name) {
+  if (name == "fp32") return MatmulPrecision::fp32;
+  if (name == "bf16") return MatmulPrecision::bf16;
+  throw ValueError("matmul precision: expected fp32 or bf16, got \"" + std::string(name) + "\"");
 }
 
 // Sets the precision in its scope, restoring the previous one after.
