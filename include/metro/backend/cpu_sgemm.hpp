@@ -21,9 +21,10 @@
 // on both kinds of CPU (docs/benchmarks.md).
 //
 // With MatmulPrecision::bf16 (core/precision.hpp) on a CPU with AVX512-BF16 the
-// packed panels are rewritten as pairs of consecutive inner-dimension values in
-// bfloat16 (to_bf16_pairs) and each vdpbf16ps adds both products of a pair: the
-// same loops and tiles at twice the FMA's rate.
+// panels hold pairs of consecutive inner-dimension values in bfloat16, one pair
+// per 32-bit slot (packed straight from the transposes, or packed in fp32 and
+// rewritten by to_bf16_pairs), and each vdpbf16ps adds both products of a pair:
+// the same loops and tiles at twice the FMA's rate.
 //
 // Only compiled where the compiler targets one of the two (-march=native on
 // such a CPU; METRO_OWN_SGEMM is then defined); Kernels<cpu>::gemm uses Eigen
@@ -99,16 +100,17 @@ inline __mmask16 lanes(std::int64_t count) {
   return count <= 0 ? 0 : static_cast<__mmask16>((1u << count) - 1u);
 }
 
-// values[0 : min(16, n)] (zeros past n) in 16 lanes.
-inline __m512 load_values(const float* values, std::int64_t n) { return _mm512_maskz_loadu_ps(lanes(n), values); }
-
+// The next 16 lanes of values[0 : n] (zeros past n): one value per lane, or with
+// kBf16Pairs the pair (values[2q], values[2q + 1]) rounded to bf16 (nearest even)
+// in lane q.
+template <bool kBf16Pairs>
+inline __m512 load_lanes(const float* values, std::int64_t n) {
 #if defined(METRO_SGEMM_BF16)
-// values[0 : min(32, n)] (zeros past n) rounded to bf16 (nearest even), in order:
-// lane q holds the pair (values[2q], values[2q + 1]).
-inline __m512 load_bf16_pairs(const float* values, std::int64_t n) {
-  return reinterpret_cast<__m512>(_mm512_cvtne2ps_pbh(load_values(values + 16, n - 16), load_values(values, n)));
-}
+  if constexpr (kBf16Pairs)
+    return reinterpret_cast<__m512>(_mm512_cvtne2ps_pbh(load_lanes<false>(values + 16, n - 16), load_lanes<false>(values, n)));
 #endif
+  return _mm512_maskz_loadu_ps(lanes(n), values);
+}
 
 // out[p * out_stride + v] = vectors[v][p] for p < depth and v < 16 lanes kept
 // (min(16, out_stride)), where vectors[v] = first + v * stride for v < count and
@@ -126,16 +128,8 @@ inline void transpose_16(const float* first, std::int64_t stride, std::int64_t c
   Eigen::internal::PacketBlock<__m512, 16> block;
 #pragma GCC diagnostic pop
   for (std::int64_t p = 0; p < depth; p += 16 * kPerLane) {
-    for (int v = 0; v < 16; ++v) {
-      const float* values = first + v * stride + p;
-#if defined(METRO_SGEMM_BF16)
-      if constexpr (kBf16Pairs) {
-        block.packet[v] = v < count ? load_bf16_pairs(values, depth - p) : _mm512_setzero_ps();
-        continue;
-      }
-#endif
-      block.packet[v] = v < count ? load_values(values, depth - p) : _mm512_setzero_ps();
-    }
+    for (int v = 0; v < 16; ++v)
+      block.packet[v] = v < count ? load_lanes<kBf16Pairs>(first + v * stride + p, depth - p) : _mm512_setzero_ps();
     Eigen::internal::ptranspose(block);
     const std::int64_t rows = std::min<std::int64_t>(16, (depth - p + kPerLane - 1) / kPerLane);
     for (std::int64_t q = 0; q < rows; ++q) _mm512_mask_storeu_ps(out + (p / kPerLane + q) * out_stride, kept, block.packet[q]);
@@ -346,7 +340,6 @@ inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* 
 }
 #endif
 
-// A[i0 : i0 + rows, p0 : p0 + depth] into panels of kMr rows, one after another.
 // Rewrites `count` consecutive packed panels of (depth x width) floats as bf16
 // pairs (bf16 products), or leaves them as they are (fp32).
 inline void finish_panels(bool bf16, float* panels, std::int64_t count, std::int64_t depth, std::int64_t width) {
@@ -430,9 +423,9 @@ struct PackedB {
 // `bias` is given) (+ C when `accumulate`), with B supplied a block at a time:
 // b_block(p0, depth, j0, cols, scratch) returns B[p0 : p0 + depth, j0 : j0 + cols] laid out as
 // pack_b lays it out (panels of kNr columns, zeros past the last column; with
-// `bf16`, as bf16 pairs), packed into `scratch` (room for kKc
-// rows of min(n, kNc) columns in whole panels) or already packed elsewhere
-// (PackedB). `bf16` (only where METRO_SGEMM_BF16) multiplies bf16 pairs.
+// `bf16`, as bf16 pairs), packed into `scratch` (room for kKc rows of min(n, kNc)
+// columns in whole panels) or already packed elsewhere (PackedB). `bf16` (only
+// where METRO_SGEMM_BF16) multiplies bf16 pairs.
 template <class BBlock>
 void gemm_with(const MatrixView<float>& a, std::int64_t n, BBlock&& b_block, float* c, std::int64_t ldc, bool accumulate,
                const float* bias = nullptr, bool bf16 = false) {
