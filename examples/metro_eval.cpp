@@ -25,7 +25,7 @@ int run(int argc, char** argv) {
   flags.add("max-samples", max_samples, 0, "evaluate the first N samples (0: all)", {0, {}});
   flags.add("batch-size", batch_size, 16, "images per forward pass", {1, 4096});
   flags.add("threads", threads, 2, "compute threads", {1, 1024});
-  flags.add("matmul-precision", precision, "fp32", "fp32, or bf16: every product's operands rounded to bfloat16 (faster where the CPU has AVX512-BF16)");
+  flags.add("matmul-precision", precision, "fp32", std::string(metro::kMatmulPrecisionFlagHelp));
   if (!flags.parse(argc, argv)) return 0;
   if (checkpoint.empty() || data.empty()) throw metro::UsageError("--checkpoint and --data are required");
   omp_set_num_threads(threads);

@@ -80,7 +80,7 @@ int run(int argc, char** argv) {
   flags.add("out", out, "infer_out", "output folder");
   flags.add("box", box, "", "person box x,y,w,h in pixels (default: the centred square crop)");
   flags.add("threads", threads, 2, "compute threads", {1, 1024});
-  flags.add("matmul-precision", precision, "fp32", "fp32, or bf16: every product's operands rounded to bfloat16 (faster where the CPU has AVX512-BF16)");
+  flags.add("matmul-precision", precision, "fp32", std::string(metro::kMatmulPrecisionFlagHelp));
   if (!flags.parse(static_cast<int>(flag_args.size()), flag_args.data())) return 0;
   if (checkpoint.empty()) throw metro::UsageError("--checkpoint is required");
   if (images.empty()) throw metro::UsageError("give at least one image file");

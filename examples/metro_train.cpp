@@ -20,6 +20,7 @@ int run(int argc, char** argv) {
   metro::train::TrainOptions o;
   int threads = 0;
   std::int64_t seed = 0;
+  std::string precision;
   metro::io::FlagParser flags("metro_train", "Trains a METRO network (masked vertex modeling, metro_loss, Adam) on a dataset folder.");
   flags.add("data", o.data, "", "training dataset folder (annotations.bin + images/), e.g. from metro_synth");
   flags.add("val", o.val, "", "held-out dataset folder for periodic evaluation and metrics.json (default: the training set)");
@@ -39,6 +40,7 @@ int run(int argc, char** argv) {
   flags.add("mvm-ratio", o.mvm_ratio, 0.3, "masked vertex modeling ratio (paper Sec. 3.3; 0: off)", {0.0, 1.0});
   flags.add("dropout", o.dropout, 0.1, "transformer dropout", {0.0, 0.9});
   flags.add("threads", threads, 2, "compute threads (OpenMP)", {1, 1024});
+  flags.add("matmul-precision", precision, "fp32", std::string(metro::kMatmulPrecisionFlagHelp));
   flags.add("workers", o.workers, 1, "data loader threads", {1, 64});
   flags.add("seed", seed, 0, "seed of the initialization, the data order and the augmentation", {0, {}});
   flags.add("eval-every", o.eval_every, 0, "evaluate on --val every this many steps (0: only at the end)", {0, {}});
@@ -55,6 +57,7 @@ int run(int argc, char** argv) {
   if (no_augment) o.augment = "none";
   metro::data::augment_mode(o.augment);  // an unknown mode is a usage error before any work
   omp_set_num_threads(threads);
+  metro::set_float32_matmul_precision(metro::parse_matmul_precision(precision));
   metro::train::Trainer trainer(o);
   return trainer.run();
 }

@@ -49,6 +49,10 @@ inline bool float32_matmul_uses_bf16() {
   return bf16_matmul_available && float32_matmul_precision() == MatmulPrecision::bf16;
 }
 
+// The example programs' --matmul-precision flag: its help, and its values.
+inline constexpr std::string_view kMatmulPrecisionFlagHelp =
+    "fp32, or bf16: every product's operands rounded to bfloat16 (faster where the CPU has AVX512-BF16)";
+
 // "fp32" or "bf16", as command-line flags spell them; anything else is a ValueError.
 inline MatmulPrecision parse_matmul_precision(std::string_view name) {
   if (name == "fp32") return MatmulPrecision::fp32;
