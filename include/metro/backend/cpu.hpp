@@ -279,7 +279,7 @@ struct Kernels<cpu> {
                      const std::int64_t depth = std::min(sgemm::kKc, k - p0);
                      float* panel = packed + p0 * padded + j0 * depth;
                      pack(p0, depth, j0, std::min(kPanelWidth, n - j0), kPanelWidth, panel);
-                     sgemm::finish_panels(bf16, panel, 1, depth, kPanelWidth);
+                     sgemm::finish_panel(bf16, panel, depth, kPanelWidth);
                    }
                  });
     const sgemm::PackedB b{packed, padded};

@@ -340,13 +340,13 @@ inline void micro_kernel(std::int64_t depth, const float* a_panel, const float* 
 }
 #endif
 
-// Rewrites `count` consecutive packed panels of (depth x width) floats as bf16
-// pairs (bf16 products), or leaves them as they are (fp32).
-inline void finish_panels(bool bf16, float* panels, std::int64_t count, std::int64_t depth, std::int64_t width) {
+// Rewrites a packed panel of (depth x width) floats as bf16 pairs (bf16
+// products), or leaves it as it is (fp32).
+inline void finish_panel(bool bf16, float* panel, std::int64_t depth, std::int64_t width) {
 #if defined(METRO_SGEMM_BF16)
-  for (std::int64_t i = 0; i < count && bf16; ++i) to_bf16_pairs(panels + i * depth * width, depth, width);
+  if (bf16) to_bf16_pairs(panel, depth, width);
 #else
-  (void)bf16, (void)panels, (void)count, (void)depth, (void)width;
+  (void)bf16, (void)panel, (void)depth, (void)width;
 #endif
 }
 
@@ -365,7 +365,7 @@ inline void pack_a(const MatrixView<float>& a, std::int64_t i0, std::int64_t row
 #endif
     if (!pack_a_fast(base, a.row_stride, a.col_stride, panel_rows, depth, out))
       pack_a_any(base, a.row_stride, a.col_stride, panel_rows, depth, out);
-    finish_panels(bf16, out, 1, depth, kMr);
+    finish_panel(bf16, out, depth, kMr);
   }
 }
 
@@ -384,7 +384,7 @@ inline void pack_b(const MatrixView<float>& b, std::int64_t p0, std::int64_t dep
 #endif
     if (!pack_b_fast(base, b.row_stride, b.col_stride, panel_cols, depth, out))
       pack_b_any(base, b.row_stride, b.col_stride, panel_cols, depth, out);
-    finish_panels(bf16, out, 1, depth, kNr);
+    finish_panel(bf16, out, depth, kNr);
   }
 }
 
