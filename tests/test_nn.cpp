@@ -391,7 +391,8 @@ TEST_CASE("save_state_dict / load_state_dict round trip through safetensors") {
   const auto expected = block.state_dict();
   const auto loaded = copy.state_dict();
   REQUIRE(loaded.size() == expected.size());
-  for (const auto& [name, t] : expected) CHECK_MESSAGE(loaded.at(name).to_vector() == t.to_vector(), name);
+  for (const auto& entry : expected)  // no structured binding: the message captures it (clang < 16 cannot)
+    CHECK_MESSAGE(loaded.at(entry.first).to_vector() == entry.second.to_vector(), entry.first);
   ResidualBlock<float> other_shape(BlockType::basic, 4, 16, 2, gen);
   CHECK_THROWS_AS(load_state_dict(other_shape, path), ShapeError);
   std::remove(path.c_str());

@@ -50,7 +50,9 @@ inline double check_parity(const std::string& name, nn::Module<float>& module,
   compare("output", y, "output.y");
   sum(y * nn::tensor_from_record<float>(file.tensors.at("loss_weight.y"), "loss_weight.y")).backward();
   compare("input grad", x.grad(), "grad.input.x");
-  for (const auto& [param, t] : module.named_parameters()) {
+  for (const auto& named : module.named_parameters()) {  // no structured binding: doctest's messages capture it (clang < 16 cannot)
+    const std::string& param = named.first;
+    const auto& t = named.second;
     REQUIRE_MESSAGE(t.grad().defined(), name << ": no gradient for " << param);
     compare("grad of " + param, t.grad(), "grad.param." + param);
   }

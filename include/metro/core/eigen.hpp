@@ -16,4 +16,5 @@
 #include <immintrin.h>
 #endif
 #include <Eigen/Dense>
+#include <unsupported/Eigen/SpecialFunctions>  // vectorized erf (GELU)
 #pragma GCC diagnostic pop
