@@ -3,7 +3,9 @@
 // a pinhole camera that frames it in a square crop, rendered over a random
 // background, with exact labels (2D/3D joints, full mesh, camera, parameters).
 // Sample i depends only on (seed, i), so files are identical on any thread count.
+#if defined(_OPENMP)
 #include <omp.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
