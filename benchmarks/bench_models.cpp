@@ -152,6 +152,7 @@ Workload metro_train_step(const model::MetroConfig& config, std::int64_t batch) 
   const TensorF coarse = randn<float>({batch, config.num_coarse_vertices, 3}, gen, 0.f, 0.3f);
   const TensorF mid = randn<float>({batch, config.upsample_sizes.at(0), 3}, gen, 0.f, 0.3f);
   const TensorF full = randn<float>({batch, config.upsample_sizes.at(1), 3}, gen, 0.f, 0.3f);
+  if (!config.learned_full_upsampling) net->set_fixed_upsampling(randn<float>({config.upsample_sizes.at(1), config.upsample_sizes.at(0)}, gen));
   return {batch, [net, adam, images, coarse, mid, full] {
             const model::MetroOutput<float> out = net->forward(images);
             const TensorF loss = 0.33f * (mean(abs(out.coarse_vertices - coarse)) + mean(abs(out.mid_vertices - mid)) +

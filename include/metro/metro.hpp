@@ -1,6 +1,8 @@
 #pragma once
-// Umbrella header: everything in the library. Include the area headers instead
-// (metro/tensor.hpp, metro/nn/nn.hpp, metro/model/model.hpp...) to compile less.
+// Umbrella header: the whole library but the drivers of the example programs
+// (metro/train/trainer.hpp, evaluate.hpp, inference.hpp, visualize.hpp). Include
+// the area headers instead (metro/tensor.hpp, metro/nn/nn.hpp,
+// metro/model/model.hpp...) to compile less.
 #include "metro/tensor.hpp"
 #include "metro/nn/nn.hpp"
 #include "metro/nn/losses.hpp"
@@ -12,3 +14,4 @@
 #include "metro/body/body_model.hpp"
 #include "metro/render/rasterizer.hpp"
 #include "metro/data/loader.hpp"
+#include "metro/train/targets.hpp"  // the procedural body as a network's template and targets

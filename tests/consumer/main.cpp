@@ -12,6 +12,7 @@ int main() {
     Generator gen(0);
     model::MetroNetwork<float> net(config, gen);
     net.set_template(randn<float>({14, 3}, gen), randn<float>({20, 3}, gen));
+    net.set_fixed_upsampling(randn<float>({80, 40}, gen));  // small() keeps its last upsampling fixed
     const auto out = net.forward(randn<float>({2, 3, 64, 64}, gen));
     sum(out.full_vertices).backward();
     const bool ok = out.camera.shape() == Shape{2, 3} && out.joints.shape() == Shape{2, 14, 3} &&

@@ -72,6 +72,20 @@ class MetroNetwork : public nn::Module<T, D> {
     copy_(template_vertices_, coarse_vertices);
   }
 
+  // The fixed last upsampling step (full, mid) of a network whose config has
+  // learned_full_upsampling = false, e.g. the body's barycentric matrix
+  // (train::init_upsampling_from_body). Until it is set (or loaded from a
+  // checkpoint), forward refuses to run: an all-zero matrix would make every
+  // full mesh zero and every gradient vanish.
+  void set_fixed_upsampling(const Tensor<T, D>& full_from_mid) {
+    if (!fixed_upsampling_.defined())
+      throw ValueError("MetroNetwork::set_fixed_upsampling: this network learns its last upsampling (MetroConfig::learned_full_upsampling)");
+    if (!(full_from_mid.shape() == fixed_upsampling_.shape()))
+      throw ShapeError("MetroNetwork::set_fixed_upsampling: expected " + fixed_upsampling_.shape().str() + ", got " + full_from_mid.shape().str());
+    NoGradGuard no_grad;
+    copy_(fixed_upsampling_, full_from_mid);
+  }
+
   // images (B, 3, S, S), ImageNet-normalized. In training with mvm_ratio > 0 the
   // tokens are masked with masks drawn from the network's own generator, unless
   // `keep_mask` (B, N, 1) is given.
@@ -80,6 +94,7 @@ class MetroNetwork : public nn::Module<T, D> {
     if (images.dim() != 4 || images.shape()[1] != 3 || images.shape()[2] != s || images.shape()[3] != s)
       throw ShapeError("MetroNetwork: expected images (B, 3, " + std::to_string(s) + ", " + std::to_string(s) + "), got " +
                        images.shape().str());
+    check_fixed_upsampling_is_set();
     const std::int64_t batch = images.shape()[0], J = config_.num_joints, V = config_.num_coarse_vertices;
     Tensor<T, D> tokens = cat<T, D>({template_tokens(batch), image_tokens(backbone_->forward(images))}, 2);  // (B, N, 3 + C)
     if (this->is_training() && (keep_mask.defined() || config_.mvm_ratio > 0)) {
@@ -114,6 +129,17 @@ class MetroNetwork : public nn::Module<T, D> {
     for (std::size_t i = 1; i < c.blocks.size(); ++i)
       if (c.blocks[i].in != c.blocks[i - 1].out) throw ValueError("MetroConfig: block " + std::to_string(i) + " input does not match the previous output");
     if (c.grid_size() < 1) throw ValueError("MetroConfig: image too small for the backbone");
+  }
+
+  // Checked until it passes once: one pass over the (full, mid) matrix.
+  void check_fixed_upsampling_is_set() {
+    if (!fixed_upsampling_.defined() || fixed_upsampling_checked_) return;
+    NoGradGuard no_grad;
+    if (max(abs(fixed_upsampling_)).item() == T(0))
+      throw ValueError("MetroNetwork: the fixed last upsampling (buffer fixed_upsampling, MetroConfig::learned_full_upsampling = false) "
+                       "is still all zeros: set it with set_fixed_upsampling (train::init_upsampling_from_body for the procedural "
+                       "body) or load a checkpoint");
+    fixed_upsampling_checked_ = true;
   }
 
   // (B, N, 3): template xyz of [joints; coarse vertices] for every sample.
@@ -160,6 +186,7 @@ class MetroNetwork : public nn::Module<T, D> {
   std::shared_ptr<nn::Linear<T, D>> camera_token_, camera_hidden_, camera_out_;
   std::vector<std::shared_ptr<nn::Linear<T, D>>> upsampling_;
   Tensor<T, D> fixed_upsampling_;  // (full, mid) when the last step is not learned
+  bool fixed_upsampling_checked_ = false;
 };
 
 // Parameter counts per component, in the order of the forward pass.

@@ -134,8 +134,15 @@ void init_upsampling_from_body(Net& net, const MeshHierarchy& mesh) {
     else if (name == "upsampling2.weight") copy_(parameter, tensor_from_sparse(mesh.mid_to_full));  // (full, mid)
     else if (name == "upsampling.bias" || name == "upsampling2.bias") copy_(parameter, zeros<float>(parameter.shape()));
   }
-  for (auto& [name, buffer] : net.named_buffers())
-    if (name == "fixed_upsampling") copy_(buffer, tensor_from_sparse(mesh.mid_to_full));  // (full, mid)
+  if (!net.config().learned_full_upsampling) net.set_fixed_upsampling(tensor_from_sparse(mesh.mid_to_full));  // (full, mid)
+}
+
+// A new network on the procedural body: its template mesh (the tokens' xyz) and
+// its upsampling matrices.
+template <class Net>
+void init_from_body(Net& net, const MeshHierarchy& mesh) {
+  net.set_template(mesh.template_joints, mesh.template_vertices);
+  init_upsampling_from_body(net, mesh);
 }
 
 // One batch as tensors: images (B, 3, S, S) and every target of metro_loss.

@@ -183,8 +183,7 @@ class Trainer {
     }
     mesh_ = MeshHierarchy::for_network(config);
     net_ = std::make_unique<model::MetroNetwork<float>>(config, init);
-    net_->set_template(mesh_.template_joints, mesh_.template_vertices);
-    if (!resumed) init_upsampling_from_body(*net_, mesh_);
+    init_from_body(*net_, mesh_);  // a resumed run then loads every parameter and buffer from its checkpoint
     optimizer_ = std::make_unique<nn::Adam<float>>(net_->parameters(), nn::AdamOptions{o_.lr, 0.9, 0.999, 1e-8, o_.weight_decay});
     net_->train();
     if (!resumed) return;
