@@ -2,7 +2,7 @@
 # Installs the Debian packages the build, tests and benchmarks need, if missing.
 # Quiet and quick when everything is present. Needs root (or sudo) to install.
 set -euo pipefail
-packages=(cmake make g++ libeigen3-dev doctest-dev libstb-dev libbenchmark-dev clang libclang-rt-14-dev "$@")
+packages=(cmake make g++ libeigen3-dev doctest-dev libstb-dev libbenchmark-dev clang libclang-rt-14-dev libomp-dev "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

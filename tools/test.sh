@@ -41,6 +41,11 @@ cmake --install build --prefix "$prefix" >/dev/null
 cmake -S tests/consumer -B build-consumer -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-consumer -j"$jobs" >/dev/null
 build-consumer/consumer
+echo "== The same project built by clang++, taking the source tree by add_subdirectory"
+cmake -S tests/consumer -B build-consumer-clang -DCMAKE_CXX_COMPILER=clang++ -DMETRO_SOURCE_DIR="$PWD" \
+  -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-consumer-clang -j"$jobs" >/dev/null
+build-consumer-clang/consumer
 
 if [ "$fast" -eq 0 ]; then
   echo "== Tests under -fsanitize=address,undefined"
