@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "metro/metro.hpp"
+#include "metro/train/targets.hpp"  // the procedural body as a network's template
 
 int main() {
   using namespace metro;

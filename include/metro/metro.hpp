@@ -1,7 +1,7 @@
 #pragma once
-// Umbrella header: the whole library but the drivers of the example programs
-// (metro/train/trainer.hpp, evaluate.hpp, inference.hpp, visualize.hpp). Include
-// the area headers instead (metro/tensor.hpp, metro/nn/nn.hpp,
+// Umbrella header: the whole library but metro/train/ (the procedural body as a
+// network's template and targets, targets.hpp, and the example programs'
+// drivers). Include the area headers instead (metro/tensor.hpp, metro/nn/nn.hpp,
 // metro/model/model.hpp...) to compile less.
 #include "metro/tensor.hpp"
 #include "metro/nn/nn.hpp"
@@ -14,4 +14,3 @@
 #include "metro/body/body_model.hpp"
 #include "metro/render/rasterizer.hpp"
 #include "metro/data/loader.hpp"
-#include "metro/train/targets.hpp"  // the procedural body as a network's template and targets

@@ -10,6 +10,7 @@
 //   -> camera [s, tx, ty]: Linear(3 -> 1) per token, Linear(V -> hidden), Linear(hidden -> 3)
 //   -> learned upsampling along the vertex axis: V -> mid -> full                    Sec. 3.5
 //      (the last step may be a fixed buffer instead, MetroConfig::learned_full_upsampling)
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,11 +132,11 @@ class MetroNetwork : public nn::Module<T, D> {
     if (c.grid_size() < 1) throw ValueError("MetroConfig: image too small for the backbone");
   }
 
-  // Checked until it passes once: one pass over the (full, mid) matrix.
+  // Checked until it passes once: one copy of the (full, mid) matrix to the host.
   void check_fixed_upsampling_is_set() {
     if (!fixed_upsampling_.defined() || fixed_upsampling_checked_) return;
-    NoGradGuard no_grad;
-    if (max(abs(fixed_upsampling_)).item() == T(0))
+    const std::vector<T> values = fixed_upsampling_.to_vector();
+    if (std::all_of(values.begin(), values.end(), [](T v) { return v == T(0); }))
       throw ValueError("MetroNetwork: the fixed last upsampling (buffer fixed_upsampling, MetroConfig::learned_full_upsampling = false) "
                        "is still all zeros: set it with set_fixed_upsampling (train::init_upsampling_from_body for the procedural "
                        "body) or load a checkpoint");
