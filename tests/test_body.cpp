@@ -8,7 +8,9 @@
 #include <string>
 
 #include "metro/body/body_model.hpp"
-#include "metro/core/eigen.hpp"  // independent references: Eigen::AngleAxisf and 3 x 3 products
+#include "metro/core/eigen.hpp"  // first: Eigen's core under its pragmas
+
+#include <Eigen/Geometry>  // independent references: Eigen::AngleAxisf and 3 x 3 products
 
 using namespace metro::body;
 using Vec3 = metro::Vec3f;

@@ -7,9 +7,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "metro/core/eigen.hpp"  // independent references: AngleAxisd and JacobiSVD
+#include "metro/core/eigen.hpp"  // first: Eigen's core under its pragmas
 #include "metro/core/random.hpp"
 #include "metro/eval/metrics.hpp"
+
+#include <Eigen/Geometry>  // independent references: AngleAxisd and JacobiSVD
+#include <Eigen/SVD>
 
 using namespace metro::eval;
 using metro::Mat3d;
