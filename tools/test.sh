@@ -31,8 +31,9 @@ OMP_NUM_THREADS=2 ctest --test-dir build --output-on-failure
 echo "== Code snippets in README.md and docs/ compile"
 tools/check_doc_snippets.sh
 
-echo "== Every header compiles on its own"
+echo "== Every header compiles on its own, with g++ and with clang++"
 tools/check_headers.sh
+tools/check_headers.sh clang++
 
 echo "== Installed package, used by a separate project (tests/consumer)"
 prefix=$(mktemp -d)
@@ -41,9 +42,9 @@ cmake --install build --prefix "$prefix" >/dev/null
 cmake -S tests/consumer -B build-consumer -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-consumer -j"$jobs" >/dev/null
 build-consumer/consumer
-echo "== The same project built by clang++, taking the source tree by add_subdirectory"
+echo "== The same project built by clang++, taking the source tree by add_subdirectory, without OpenMP"
 cmake -S tests/consumer -B build-consumer-clang -DCMAKE_CXX_COMPILER=clang++ -DMETRO_SOURCE_DIR="$PWD" \
-  -DCMAKE_BUILD_TYPE=Release >/dev/null
+  -DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON -DCMAKE_BUILD_TYPE=Release >/dev/null 2>&1
 cmake --build build-consumer-clang -j"$jobs" >/dev/null
 build-consumer-clang/consumer
 

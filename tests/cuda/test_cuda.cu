@@ -790,6 +790,7 @@ TEST_CASE("model: the small METRO trains 20 steps on both devices and the losses
     model::MetroNetwork<float, D> net(config, gen);
     Generator data(1);
     net.set_template(on<D>(randn<float>({14, 3}, data)), on<D>(randn<float>({20, 3}, data)));
+    net.set_fixed_upsampling(on<D>(randn<float>({80, 40}, data)));  // small() keeps its last upsampling fixed
     net.train(true);
     nn::Adam<float, D> adam(net.parameters(), nn::AdamOptions{1e-4});
     std::vector<double> losses;
@@ -829,6 +830,7 @@ TEST_CASE("model: a checkpoint written on one device loads on the other, weights
     Generator gen(3);
     model::MetroNetwork<float, D> net(config, gen);
     net.set_template(on<D>(randn<float>({14, 3}, gen)), on<D>(randn<float>({20, 3}, gen)));
+    net.set_fixed_upsampling(on<D>(randn<float>({80, 40}, gen)));
     nn::Adam<float, D> adam(net.parameters(), nn::AdamOptions{1e-3});
     sum(net.forward(on<D>(randn<float>({2, 3, 64, 64}, gen))).full_vertices).backward();
     adam.step();

@@ -85,6 +85,7 @@ class MetroNetwork : public nn::Module<T, D> {
       throw ShapeError("MetroNetwork::set_fixed_upsampling: expected " + fixed_upsampling_.shape().str() + ", got " + full_from_mid.shape().str());
     NoGradGuard no_grad;
     copy_(fixed_upsampling_, full_from_mid);
+    fixed_upsampling_checked_ = false;
   }
 
   // images (B, 3, S, S), ImageNet-normalized. In training with mvm_ratio > 0 the
@@ -138,8 +139,8 @@ class MetroNetwork : public nn::Module<T, D> {
     const std::vector<T> values = fixed_upsampling_.to_vector();
     if (std::all_of(values.begin(), values.end(), [](T v) { return v == T(0); }))
       throw ValueError("MetroNetwork: the fixed last upsampling (buffer fixed_upsampling, MetroConfig::learned_full_upsampling = false) "
-                       "is still all zeros: set it with set_fixed_upsampling (train::init_upsampling_from_body for the procedural "
-                       "body) or load a checkpoint");
+                       "is still all zeros: set it with set_fixed_upsampling (train::init_from_body for the procedural body) or "
+                       "load a checkpoint");
     fixed_upsampling_checked_ = true;
   }
 
