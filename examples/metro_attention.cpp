@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <iostream>
 
-#include "metro/body/body_model.hpp"
 #include "metro/data/image_io.hpp"
 #include "metro/io/cli.hpp"
 #include "metro/train/inference.hpp"
@@ -22,10 +21,11 @@
 namespace {
 
 int run(int argc, char** argv) {
-  std::string checkpoint, image_path, out;
+  std::string checkpoint, body, image_path, out;
   int threads = 0, joint = 0, block = 0, zoom = 0;
   metro::io::FlagParser flags("metro_attention", "Writes attention pictures (paper Figs. 3 and 4) for one image.");
   flags.add("checkpoint", checkpoint, "", "a metro_train checkpoint (.safetensors)");
+  flags.add("body", body, "", "a body file the network was trained with (metro_body_export writes the procedural body's; docs/data.md); default: the procedural body");
   flags.add("image", image_path, "", "input image (PNG/JPEG; the centred square crop is used)");
   flags.add("out", out, "attention_out", "output folder");
   flags.add("joint", joint, 11, "joint whose attention colors the mesh (LSP-14 order; 11 = left wrist)", {0, 13});
@@ -35,8 +35,7 @@ int run(int argc, char** argv) {
   if (!flags.parse(argc, argv)) return 0;
   if (checkpoint.empty() || image_path.empty()) throw metro::UsageError("--checkpoint and --image are required");
   omp_set_num_threads(threads);
-  const auto net = metro::train::load_network(checkpoint);
-  const auto mesh = metro::train::MeshHierarchy::for_network(net->config());
+  const auto [net, mesh] = metro::train::load_trained(checkpoint, body);
   const auto blocks = net->encoder_blocks();
   const std::size_t chosen = block < 0 ? blocks.size() - 1 : static_cast<std::size_t>(block);
   if (chosen >= blocks.size()) throw metro::UsageError("--block: the network has " + std::to_string(blocks.size()) + " blocks");
@@ -52,13 +51,12 @@ int run(int argc, char** argv) {
   std::filesystem::create_directories(out);
   const std::string stem = (std::filesystem::path(out) / std::filesystem::path(image_path).stem()).string();
   metro::data::write_png(stem + "_attention.png", metro::train::attention_matrix_picture(mean, joints, zoom));
-  const auto& body = metro::body::BodyModel::get();
   const std::vector<float> weight = metro::train::joint_attention_on_mesh(mean, joint, joints, mesh);
   std::vector<metro::render::Color> colors;
   for (float w : weight) colors.push_back(metro::train::heat_color(w));
   const float pi = 3.14159265f;
-  const auto front = metro::train::render_turned(p.vertices, body.faces(0), colors, 0, 256);
-  const auto side = metro::train::render_turned(p.vertices, body.faces(0), colors, pi / 2, 256);
+  const auto front = metro::train::render_turned(p.vertices, mesh.faces, colors, 0, 256);
+  const auto side = metro::train::render_turned(p.vertices, mesh.faces, colors, pi / 2, 256);
   const std::string mesh_png = stem + "_joint" + std::to_string(joint) + "_mesh.png";
   metro::data::write_png(mesh_png, metro::train::side_by_side(front, side));
   std::cout << "attention (block " << chosen << ", last layer, mean of heads): " << stem << "_attention.png\n"

@@ -1,13 +1,17 @@
 // Writes the body model's rest mesh levels (OBJ) and a few random posed bodies
-// (PLY, colored by region) to a folder, for viewing in any mesh viewer.
+// (PLY, colored by region) to a folder, for viewing in any mesh viewer, and the
+// body files of the two presets (train/body_file.hpp: the format a real body
+// model is given to metro_train --body in).
 // Usage: metro_body_export [output_dir] [num_posed=4] [seed=0]
 #include <array>
 #include <cstdint>
 #include <exception>
 #include <iostream>
 #include <string>
+#include <utility>
 
 #include "metro/body/body_model.hpp"
+#include "metro/train/body_file.hpp"
 
 namespace {
 
@@ -52,6 +56,13 @@ int main(int argc, char** argv) {
       const std::string path = folder + "/body_rest_level" + std::to_string(level) + ".obj";
       metro::body::write_obj(path, model.rest_vertices(level), model.faces(level));
       std::cout << path << ": " << model.num_vertices(level) << " vertices, " << model.faces(level).size() << " faces\n";
+    }
+    for (const auto& [name, level] : {std::pair{"paper", metro::body::kCoarseLevel}, std::pair{"small", metro::body::kNumLevels - 1}}) {
+      const metro::train::MeshHierarchy mesh(level);
+      const std::string path = folder + "/body_" + name + ".safetensors";
+      metro::train::save_body_file(path, mesh);
+      std::cout << path << ": body file, " << mesh.coarse_vertices() << " -> " << mesh.mid_vertices() << " -> " << mesh.full_vertices()
+                << " vertices (metro_train --body)\n";
     }
     std::vector<Color> colors;
     for (auto region : model.vertex_region()) colors.push_back(region_color(region));

@@ -15,7 +15,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "metro/body/body_model.hpp"
+#include "metro/body/mesh_io.hpp"
 #include "metro/data/image_io.hpp"
 #include "metro/io/cli.hpp"
 #include "metro/train/inference.hpp"
@@ -48,21 +48,20 @@ metro::io::json::Value joints_json(const metro::train::Prediction& p, const Crop
 
 void infer_one(metro::model::MetroNetwork<float>& net, const metro::train::MeshHierarchy& mesh, const std::string& image_path,
                const std::string& box, const std::string& out_dir) {
-  const auto& body = metro::body::BodyModel::get();
   const metro::render::Image image = metro::data::read_image(image_path, 3);
   const Crop crop = box.empty() ? metro::train::center_crop(image.width, image.height) : parse_box(box);
   const auto p = metro::train::predict(net, metro::train::crop_to_input(image, crop, static_cast<int>(net.config().image_size)), mesh);
   const std::string stem = (std::filesystem::path(out_dir) / std::filesystem::path(image_path).stem()).string();
   const auto vertices = metro::train::to_vectors(p.vertices);
-  metro::body::write_obj(stem + ".obj", vertices, body.faces(0));
-  metro::body::write_ply(stem + ".ply", vertices, body.faces(0));
+  metro::body::write_obj(stem + ".obj", vertices, mesh.faces);
+  metro::body::write_ply(stem + ".ply", vertices, mesh.faces);
   std::ofstream(stem + "_joints.json") << joints_json(p, crop).dump(2) << "\n";
-  metro::data::write_png(stem + "_overlay.png", metro::train::overlay_picture(image, crop, p.vertices, body.faces(0), p.camera.data()));
+  metro::data::write_png(stem + "_overlay.png", metro::train::overlay_picture(image, crop, p.vertices, mesh.faces, p.camera.data()));
   std::cout << image_path << " -> " << stem << ".obj, .ply, _joints.json, _overlay.png\n";
 }
 
 int run(int argc, char** argv) {
-  std::string checkpoint, out, box, precision;
+  std::string checkpoint, body, out, box, precision;
   int threads = 0;
   std::vector<std::string> images;
   std::vector<const char*> flag_args{argv[0]};
@@ -77,6 +76,7 @@ int run(int argc, char** argv) {
   }
   metro::io::FlagParser flags("metro_infer", "Predicts the body mesh in image files: metro_infer --checkpoint C --out DIR IMAGE...");
   flags.add("checkpoint", checkpoint, "", "a metro_train checkpoint (.safetensors)");
+  flags.add("body", body, "", "a body file the network was trained with (metro_body_export writes the procedural body's; docs/data.md); default: the procedural body");
   flags.add("out", out, "infer_out", "output folder");
   flags.add("box", box, "", "person box x,y,w,h in pixels (default: the centred square crop)");
   flags.add("threads", threads, 2, "compute threads", {1, 1024});
@@ -87,8 +87,7 @@ int run(int argc, char** argv) {
   omp_set_num_threads(threads);
   metro::set_float32_matmul_precision(metro::parse_matmul_precision(precision));
   std::filesystem::create_directories(out);
-  const auto net = metro::train::load_network(checkpoint);
-  const auto mesh = metro::train::MeshHierarchy::for_network(net->config());
+  const auto [net, mesh] = metro::train::load_trained(checkpoint, body);
   for (const std::string& image : images) infer_one(*net, mesh, image, box, out);
   return 0;
 }

@@ -3,9 +3,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,7 @@
 #include "metro/render/camera.hpp"
 #include "metro/render/image.hpp"
 #include "metro/render/rasterizer.hpp"
+#include "metro/train/body_file.hpp"
 #include "metro/train/targets.hpp"
 
 namespace fs = std::filesystem;
@@ -601,4 +605,96 @@ TEST_CASE("init_upsampling_from_body: the coarse mesh carried up reproduces the 
   const double mean_error = mean(sqrt(sum((full - truth) * (full - truth), {1}))).item();
   MESSAGE("108 -> 431 -> 6890 barycentric round trip: mean error " << mean_error * 1000 << " mm");
   CHECK(mean_error < 0.015);
+}
+
+// ---- body files: a body model's mesh hierarchy in one file (train/body_file.hpp) ----
+
+TEST_CASE("body file: saving and loading the small preset's hierarchy gives the same matrices, template and maps") {
+  const ScratchDir dir("body_file");
+  const train::MeshHierarchy body(3);
+  train::save_body_file(dir.file("body.safetensors"), body);
+  const train::MeshHierarchy loaded = train::load_body_file(dir.file("body.safetensors"));
+  CHECK(loaded.coarse_level == -1);
+  CHECK(loaded.full_to_mid == body.full_to_mid);
+  CHECK(loaded.mid_to_coarse == body.mid_to_coarse);
+  CHECK(loaded.coarse_to_mid == body.coarse_to_mid);
+  CHECK(loaded.mid_to_full == body.mid_to_full);
+  CHECK(loaded.regressor.to_vector() == body.regressor.to_vector());
+  CHECK(loaded.template_joints.to_vector() == body.template_joints.to_vector());
+  CHECK(loaded.template_vertices.to_vector() == body.template_vertices.to_vector());
+  CHECK(loaded.faces == body.faces);
+  CHECK(loaded.joint_symmetry == body.joint_symmetry);
+  CHECK(loaded.vertex_symmetry == body.vertex_symmetry);
+  CHECK_NOTHROW(train::check_network_matches(train::small_config(64, loaded), loaded));
+  CHECK_THROWS_AS(train::check_network_matches(model::paper_body(), loaded), ValueError);
+
+  // What a checkpoint records: the procedural body by name, a file by a hash of its tensors.
+  CHECK(train::body_fingerprint(body) == "procedural");
+  const std::string print = train::body_fingerprint(loaded);
+  CHECK(print.size() == 5 + 16);
+  CHECK(print == train::body_fingerprint(train::load_body_file(dir.file("body.safetensors"))));
+  train::MeshHierarchy moved = loaded;
+  moved.template_vertices = moved.template_vertices + 0.001f;
+  CHECK(train::body_fingerprint(moved) != print);
+  io::SafeTensorsFile checkpoint;
+  CHECK_NOTHROW(train::check_trained_on(checkpoint, "old.safetensors", body));  // checkpoints from before body files
+  checkpoint.metadata["body"] = print;
+  CHECK_NOTHROW(train::check_trained_on(checkpoint, "c.safetensors", loaded));
+  CHECK_THROWS_AS(train::check_trained_on(checkpoint, "c.safetensors", body), ValueError);
+  CHECK_THROWS_AS(train::check_trained_on(checkpoint, "c.safetensors", moved), ValueError);
+}
+
+TEST_CASE("body file: a missing tensor, a wrong shape or dtype, or an impossible index or value is a FormatError naming it") {
+  const ScratchDir dir("body_file_bad");
+  const io::SafeTensorsFile good = train::to_safetensors(train::MeshHierarchy(3));
+  const auto load_with = [&](const std::function<void(io::SafeTensorsFile&)>& spoil) {
+    io::SafeTensorsFile file = good;
+    spoil(file);
+    io::save_safetensors(dir.file("bad.safetensors"), file);
+    try {
+      train::load_body_file(dir.file("bad.safetensors"));
+    } catch (const FormatError& e) {
+      CHECK(e.path() == dir.file("bad.safetensors"));
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const auto set_i32 = [](io::SafeTensorsFile& f, const std::string& name, std::size_t at, std::int32_t value) {
+    std::memcpy(f.tensors.at(name).data.data() + at * sizeof value, &value, sizeof value);
+  };
+  const std::vector<std::pair<std::string, std::function<void(io::SafeTensorsFile&)>>> cases = {
+      {"no tensor \"faces\"", [](auto& f) { f.tensors.erase("faces"); }},
+      {"\"joint_regressor\" has dtype F64",
+       [](auto& f) { f.tensors["joint_regressor"] = io::make_record<double>({14, 6890}, std::vector<double>(14 * 6890)); }},
+      {"\"template_vertices\" has shape (431, 3), expected (108, 3)",
+       [](auto& f) { f.tensors["template_vertices"] = io::make_record<float>({431, 3}, std::vector<float>(431 * 3)); }},
+      {"\"mid_to_full\" is 6890 x 108, expected (6890, 431)",
+       [](auto& f) { f.tensors["mid_to_full.shape"] = io::make_record<std::int64_t>({2}, std::vector<std::int64_t>{6890, 108}); }},
+      {"\"faces\" has index 6890 outside [0, 6890)", [&](auto& f) { set_i32(f, "faces", 4, 6890); }},
+      {"\"vertex_symmetry\" is not its own inverse", [&](auto& f) { set_i32(f, "vertex_symmetry", 0, 1); }},
+      {"\"coarse_to_mid.indptr\" is not a valid CSR row index", [&](auto& f) { set_i32(f, "coarse_to_mid.indptr", 1, -5); }},
+      {"\"full_to_mid.indices\" has column -1", [&](auto& f) { set_i32(f, "full_to_mid.indices", 7, -1); }},
+      {"\"template_joints\" has a value that is not finite",
+       [](auto& f) {
+         const float nan = std::numeric_limits<float>::quiet_NaN();
+         std::memcpy(f.tensors.at("template_joints").data.data() + 8, &nan, sizeof nan);
+       }},
+  };
+  for (const auto& [expected, spoil] : cases) {
+    CAPTURE(expected);
+    const std::string message = load_with(spoil);
+    CHECK(message.find(expected) != std::string::npos);
+  }
+  CHECK_THROWS_AS(train::load_body_file(dir.file("missing.safetensors")), IOError);
+}
+
+TEST_CASE("body file: a network, its loader and its targets take the body's sizes and maps") {
+  train::MeshHierarchy body(3);
+  std::iota(body.vertex_symmetry.begin(), body.vertex_symmetry.end(), 0);  // not the procedural body's map
+  const data::LoaderOptions o = train::loader_options(body, 4, 64, 0, true, 1);
+  CHECK(o.vertex_symmetry == body.vertex_symmetry);
+  CHECK(o.joint_symmetry == body.joint_symmetry);
+  const model::MetroConfig config = train::preset_config("small", 64, &body);
+  CHECK(config.num_coarse_vertices == 108);
+  CHECK(config.upsample_sizes == std::vector<std::int64_t>{431, 6890});
 }

@@ -1,5 +1,6 @@
 // End to end: the example programs as a user runs them, on a tiny synthetic set.
-//   metro_synth -> metro_train (overfits 2 images; resumes exactly) -> metro_eval -> metro_infer
+//   metro_synth -> metro_train (overfits 2 images; resumes exactly) -> metro_eval -> metro_infer,
+//   then the same with a body file (metro_body_export -> metro_train --body ...)
 // The programs are found next to this test: <build>/tests/.. /examples/. In builds
 // without the examples (METRO_BUILD_EXAMPLES=OFF) the test says it is skipped and ctest
 // reports it as skipped; in builds with them a missing program is a failure.
@@ -70,7 +71,7 @@ TEST_CASE("synth -> train -> eval -> infer") {
   MESSAGE("skipped: this build has no example programs (METRO_BUILD_EXAMPLES=OFF)");
   std::exit(77);  // ctest's SKIP_RETURN_CODE for this test (tests/CMakeLists.txt)
 #endif
-  for (const char* program : {"metro_synth", "metro_train", "metro_eval", "metro_infer"})
+  for (const char* program : {"metro_synth", "metro_train", "metro_eval", "metro_infer", "metro_body_export"})
     REQUIRE_MESSAGE(fs::exists(programs_dir() / program), "not built: " << (programs_dir() / program).string());
   const TempDir tmp;
   const fs::path log = tmp.path / "log.txt", data = tmp.path / "data", few = tmp.path / "few";
@@ -125,4 +126,19 @@ TEST_CASE("synth -> train -> eval -> infer") {
   CHECK(faces > 6890);
   CHECK(finite);
   CHECK(fs::file_size(out / "train_00000000_overlay.png") > 100);
+
+  // A body file (here the procedural body's, as metro_body_export writes it) trains
+  // the same network; the checkpoint then works only with that file.
+  REQUIRE(run_program("metro_body_export", tmp.path.string() + " 0", log) == 0);
+  const std::string body = " --body " + (tmp.path / "body_small.safetensors").string();
+  const fs::path with_file = tmp.path / "with_file";
+  REQUIRE(run_program("metro_train", "--steps 2 --out " + with_file.string() + tiny + body, log) == 0);
+  const std::vector<double> file_losses = logged_losses(with_file / "log.csv");
+  REQUIRE(file_losses.size() == 2);
+  CHECK(file_losses[0] == doctest::Approx(losses[0]).epsilon(1e-4));  // the same body, maybe rebuilt to other last bits
+  const std::string file_checkpoint = (with_file / "checkpoint.safetensors").string();
+  CHECK(run_program("metro_eval", "--checkpoint " + file_checkpoint + body + " --data " + data.string() + " --max-samples 4", log) == 0);
+  CHECK(run_program("metro_infer", "--checkpoint " + file_checkpoint + body + " --out " + out.string() + " " + image.string(), log) == 0);
+  CHECK(run_program("metro_eval", "--checkpoint " + file_checkpoint + " --data " + data.string(), log) == 1);
+  CHECK(read_text(log).find("trained on another body model") != std::string::npos);
 }

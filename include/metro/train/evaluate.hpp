@@ -86,7 +86,7 @@ MeshMetrics evaluate(Net& net, const data::Dataset& dataset, const MeshHierarchy
   const bool was_training = net.is_training();
   net.eval();
   NoGradGuard no_grad;
-  data::DataLoader loader(dataset, loader_options(options.batch_size, static_cast<int>(net.config().image_size), 0, false, options.workers));
+  data::DataLoader loader(dataset, loader_options(mesh, options.batch_size, static_cast<int>(net.config().image_size), 0, false, options.workers));
   loader.start_epoch(0);
   eval::MetricAccumulator acc;
   std::int64_t seen = 0;

@@ -6,18 +6,29 @@
 #include <string>
 
 #include "metro/model/model.hpp"
+#include "metro/train/body_file.hpp"
 #include "metro/train/evaluate.hpp"
 
 namespace metro::train {
 
-// The network of a metro_train checkpoint, in eval mode. Its mesh hierarchy is
-// MeshHierarchy::for_network(net->config()).
-inline std::unique_ptr<model::MetroNetwork<float>> load_network(const std::string& path) {
-  const model::MetroConfig config = model::checkpoint_config(io::load_safetensors(path), path);
+// A metro_train checkpoint, ready to use: the network (built from the config
+// stored in the checkpoint, in eval mode) and the body it was trained on.
+struct TrainedModel {
+  std::unique_ptr<model::MetroNetwork<float>> net;
+  MeshHierarchy mesh;
+};
+
+// `body_file`: the --body file the network was trained with (none: the procedural
+// body). ValueError when the checkpoint records another body or its sizes differ.
+inline TrainedModel load_trained(const std::string& checkpoint, const std::string& body_file = "") {
+  const io::SafeTensorsFile file = io::load_safetensors(checkpoint);
+  const model::MetroConfig config = model::checkpoint_config(file, checkpoint);
+  MeshHierarchy mesh = body_for_network(config, body_file);
+  check_trained_on(file, checkpoint, mesh);
   auto net = std::make_unique<model::MetroNetwork<float>>(config);
-  model::load_checkpoint(path, *net);
+  model::load_checkpoint(checkpoint, *net);
   net->eval();
-  return net;
+  return {std::move(net), std::move(mesh)};
 }
 
 // One image's prediction, metres, camera orientation, pelvis-relative.

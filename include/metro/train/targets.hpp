@@ -53,24 +53,34 @@ struct MeshHierarchy;
 inline void check_network_matches(const model::MetroConfig& c, const MeshHierarchy& mesh);
 
 struct MeshHierarchy {
-  int coarse_level = body::kCoarseLevel;             // body level of the vertex tokens
+  int coarse_level = body::kCoarseLevel;             // procedural body level of the vertex tokens (-1: a body file)
   body::SparseRowMatrix full_to_mid, mid_to_coarse;  // downsampling (V_mid, V_full), (V_coarse, V_mid)
   body::SparseRowMatrix coarse_to_mid, mid_to_full;  // upsampling (V_mid, V_coarse), (V_full, V_mid)
   Tensor<float> regressor;                           // (J, V_full), dense
   Tensor<float> template_joints, template_vertices;  // (J, 3), (V_coarse, 3), pelvis at the origin
+  std::vector<Vec3i> faces;                          // (F, 3) triangles of the full mesh, for writing and drawing it
+  std::vector<int> joint_symmetry, vertex_symmetry;  // (J), (V_full): the mirror image of each, for flip augmentation
 
   explicit MeshHierarchy(int coarse = body::kCoarseLevel, const body::BodyModel& body = body::BodyModel::get())
       : coarse_level(checked_coarse_level(coarse)),
         full_to_mid(body.downsample(0, coarse - 1)),
         mid_to_coarse(body.downsample(coarse - 1)),
         coarse_to_mid(body.upsample(coarse - 1)),
-        mid_to_full(body.upsample(coarse - 1, 0)) {
+        mid_to_full(body.upsample(coarse - 1, 0)),
+        faces(body.faces(0)),
+        vertex_symmetry(body.vertex_symmetry()) {
+    const auto joints_mirrored = body::BodyModel::joint_symmetry();
+    joint_symmetry.assign(joints_mirrored.begin(), joints_mirrored.end());
     regressor = tensor_from_sparse(body.joint_regressor());
     const RowPoints joints = to_camera_orientation(body.rest_joints());
     const Eigen::RowVector3f pelvis = 0.5f * (joints.row(nn::kRightHip) + joints.row(nn::kLeftHip));
     template_joints = tensor_from_points(joints.rowwise() - pelvis);
     template_vertices = tensor_from_points(to_camera_orientation(body.rest_vertices(coarse)).rowwise() - pelvis);
   }
+
+  // A hierarchy to be filled in field by field (a body file: train/body_file.hpp).
+  struct Empty {};
+  explicit MeshHierarchy(Empty) : coarse_level(-1) {}
 
   // The hierarchy a network was built for: the body level with its number of vertex tokens.
   static MeshHierarchy for_network(const model::MetroConfig& c, const body::BodyModel& body = body::BodyModel::get()) {
@@ -107,15 +117,16 @@ inline void check_network_matches(const model::MetroConfig& c, const MeshHierarc
                      std::to_string(mesh.mid_vertices()) + " -> " + std::to_string(mesh.full_vertices()) + ")");
 }
 
-// The `small` preset on the body's coarsest level (108 vertex tokens, mid 431, full 6890).
-inline model::MetroConfig small_config(std::int64_t image_size) {
-  const MeshHierarchy mesh(body::kNumLevels - 1);
+// The `small` preset on a mesh hierarchy's sizes; by default the procedural body's
+// coarsest level (108 vertex tokens, mid 431, full 6890).
+inline model::MetroConfig small_config(std::int64_t image_size, const MeshHierarchy& mesh = MeshHierarchy(body::kNumLevels - 1)) {
   return model::small(mesh.coarse_vertices(), {mesh.mid_vertices(), mesh.full_vertices()}, image_size);
 }
 
-// A config by preset name; the paper presets keep their own template sizes.
-inline model::MetroConfig preset_config(const std::string& name, std::int64_t image_size) {
-  if (name == "small") return small_config(image_size);
+// A config by preset name: `small` on the given body file's sizes (none: the
+// procedural body's coarsest level); the paper presets keep their own template sizes.
+inline model::MetroConfig preset_config(const std::string& name, std::int64_t image_size, const MeshHierarchy* body_file = nullptr) {
+  if (name == "small") return body_file ? small_config(image_size, *body_file) : small_config(image_size);
   if (name == "paper_body") return model::paper_body();
   throw UsageError("--preset: unknown preset \"" + name + "\" (small, paper_body)");
 }
@@ -197,15 +208,15 @@ inline nn::MetroPredictions<float> predictions(const model::MetroOutput<float>& 
           out.camera};
 }
 
-// The data loader options for this body (flip symmetry maps) and a network input
+// The data loader options for a body (its flip symmetry maps) and a network input
 // size: for training (shuffled, augmented, full batches) or evaluation (in order, plain).
-inline data::LoaderOptions loader_options(int batch_size, int image_size, std::uint64_t seed, bool training, int workers) {
+inline data::LoaderOptions loader_options(const MeshHierarchy& mesh, int batch_size, int image_size, std::uint64_t seed, bool training,
+                                          int workers) {
   data::LoaderOptions o;
   o.batch_size = batch_size, o.image_size = image_size, o.seed = seed, o.num_workers = workers;
   o.augment.enabled = training, o.shuffle = training, o.drop_last = training;
-  const auto joints = body::BodyModel::joint_symmetry();
-  o.joint_symmetry.assign(joints.begin(), joints.end());
-  o.vertex_symmetry = body::BodyModel::get().vertex_symmetry();
+  o.joint_symmetry = mesh.joint_symmetry;
+  o.vertex_symmetry = mesh.vertex_symmetry;
   return o;
 }
 

@@ -19,6 +19,7 @@
 #include "metro/model/model.hpp"
 #include "metro/nn/optim.hpp"
 #include "metro/nn/schedule.hpp"
+#include "metro/train/body_file.hpp"
 #include "metro/train/evaluate.hpp"
 #include "metro/train/progress.hpp"
 
@@ -26,6 +27,7 @@ namespace metro::train {
 
 struct TrainOptions {
   std::string data, val, out = "train_out", preset = "small", schedule = "cosine", resume;
+  std::string body;  // a body file (train/body_file.hpp); empty: the procedural body
   int batch_size = 16, image_size = 0, workers = 1;  // image_size 0: the preset's
   double lr = 3e-4, min_lr_fraction = 0.02, mvm_ratio = 0.3, dropout = 0.1, clip_norm = 1.0, weight_decay = 0;
   double minutes = 0;                                // wall-clock budget; 0: none
@@ -54,10 +56,11 @@ struct TrainState {
   std::uint64_t mask_seed = 0, mask_offset = 0;
 };
 
-inline std::map<std::string, std::string> state_metadata(const TrainState& s, const TrainOptions& o) {
+inline std::map<std::string, std::string> state_metadata(const TrainState& s, const TrainOptions& o, const std::string& body) {
   return {{"step", std::to_string(s.step)},       {"train_seconds", std::to_string(s.train_seconds)},
           {"mask_seed", std::to_string(s.mask_seed)}, {"mask_offset", std::to_string(s.mask_offset)},
-          {"seed", std::to_string(o.seed)},       {"batch_size", std::to_string(o.batch_size)}};
+          {"seed", std::to_string(o.seed)},       {"batch_size", std::to_string(o.batch_size)},
+          {"body", body}};
 }
 
 inline TrainState state_from_metadata(const io::SafeTensorsFile& file, const std::string& path) {
@@ -124,7 +127,7 @@ class Trainer {
     print_header();
     CsvLog log(o_.out + "/log.csv", {"step", "lr", "loss", "joints_3d", "regressed_joints_3d", "vertices", "joints_2d",
                                      "regressed_joints_2d", "grad_norm", "images_per_s", "data_s", "forward_s", "backward_s", "update_s"});
-    data::LoaderOptions options = loader_options(o_.batch_size, static_cast<int>(net_->config().image_size), o_.seed, true, o_.workers);
+    data::LoaderOptions options = loader_options(mesh_, o_.batch_size, static_cast<int>(net_->config().image_size), o_.seed, true, o_.workers);
     options.augment = data::augment_mode(o_.augment);
     data::DataLoader loader(train_set_, options);
     const auto per_epoch = static_cast<std::int64_t>(loader.batches_per_epoch());
@@ -171,17 +174,22 @@ class Trainer {
     Generator init(o_.seed);
     model::MetroConfig config;
     std::optional<io::SafeTensorsFile> resumed;
+    std::optional<MeshHierarchy> body_file;
+    if (!o_.body.empty()) body_file = load_body_file(o_.body);
     if (!o_.resume.empty()) {
       resumed = io::load_safetensors(o_.resume);
       config = model::checkpoint_config(*resumed, o_.resume);
     } else {
-      config = preset_config(o_.preset, o_.image_size > 0 ? o_.image_size : 128);
+      config = preset_config(o_.preset, o_.image_size > 0 ? o_.image_size : 128, body_file ? &*body_file : nullptr);
       if (o_.image_size > 0) config.image_size = o_.image_size;
       config.mvm_ratio = o_.mvm_ratio, config.dropout = o_.dropout;
       for (auto& block : config.blocks)
         if (o_.heads > 0) block.heads = o_.heads;
     }
-    mesh_ = MeshHierarchy::for_network(config);
+    if (body_file) check_network_matches(config, *body_file);
+    mesh_ = body_file ? std::move(*body_file) : MeshHierarchy::for_network(config);
+    body_fingerprint_ = body_fingerprint(mesh_);
+    if (resumed) check_trained_on(*resumed, o_.resume, mesh_);
     net_ = std::make_unique<model::MetroNetwork<float>>(config, init);
     init_from_body(*net_, mesh_);  // a resumed run then loads every parameter and buffer from its checkpoint
     optimizer_ = std::make_unique<nn::Adam<float>>(net_->parameters(), nn::AdamOptions{o_.lr, 0.9, 0.999, 1e-8, o_.weight_decay});
@@ -271,7 +279,7 @@ class Trainer {
     state_.train_seconds = elapsed();
     start_ = now();
     state_.mask_seed = net_->mask_generator().seed(), state_.mask_offset = net_->mask_generator().offset();
-    model::save_checkpoint(checkpoint_path(), *net_, optimizer_.get(), state_metadata(state_, o_));
+    model::save_checkpoint(checkpoint_path(), *net_, optimizer_.get(), state_metadata(state_, o_, body_fingerprint_));
   }
 
   int stop_for_signal(int sig) {
@@ -312,7 +320,8 @@ class Trainer {
   }
 
   TrainOptions o_;
-  MeshHierarchy mesh_;  // replaced by the network's own in build_network()
+  MeshHierarchy mesh_;            // replaced by the network's own in build_network()
+  std::string body_fingerprint_;  // of mesh_, recorded in checkpoints
   data::Dataset train_set_;
   std::optional<data::Dataset> val_set_;
   std::unique_ptr<model::MetroNetwork<float>> net_;
