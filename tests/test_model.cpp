@@ -103,6 +103,9 @@ TEST_CASE("MetroNetwork: input errors name the expected shape") {
   MetroConfig broken = tiny_config();
   broken.blocks.back().out = 4;
   CHECK_THROWS_AS(MetroNetwork<float>{broken}, ValueError);
+  broken = tiny_config();
+  broken.image_size = 36;  // the backbone's convolutions would give a 5x5 grid, the token map expects 4x4
+  CHECK_THROWS_WITH_AS(MetroNetwork<float>{broken}, "MetroConfig: image size 36 is not a positive multiple of the backbone's stride 8", ValueError);
 }
 
 TEST_CASE("MetroNetwork: gradcheck in double through backbone, tokens, encoder, camera and upsampling") {
@@ -204,6 +207,11 @@ TEST_CASE("paper_hand: 21 + 195 tokens, pooled features, upsampling to 778") {
   MetroNetwork<float> net(paper_hand(), gen);
   const auto report = parameter_report(net);
   CHECK(count(report, "image tokens") == -1);  // global mode has no token Conv1d
+  // The official hand script's blocks: input 2051, 512, 128; hidden 1024, 256, 64;
+  // output the next input (3 at the end); intermediate 4 x hidden.
+  CHECK(count(report, "encoder block 1") == 54'585'856);
+  CHECK(count(report, "encoder block 2") == 3'520'000);
+  CHECK(count(report, "encoder block 3") == 241'542);
   CHECK(count(report, "camera") == 4 + (216 * 150 + 150) + (150 * 3 + 3));
   CHECK(count(report, "upsampling") == 195 * 778 + 778);
 }

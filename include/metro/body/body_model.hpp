@@ -35,7 +35,7 @@ enum EvalJoint : int {
   eval_neck, eval_head_top
 };
 
-// Vertex counts of METRO's SMPL hierarchy (Sec. 4): full, mid (~1/4), coarse (~1/16),
+// Vertex counts of METRO's SMPL hierarchy (Sec. 3.5): full, mid (~1/4), coarse (~1/16),
 // and a fourth level (~1/64) whose vertices are the tokens of the `small` preset.
 inline constexpr std::array<int, 4> kLevelVertexCounts{6890, 1723, 431, 108};
 inline constexpr int kNumLevels = 4;

@@ -1,5 +1,5 @@
 #pragma once
-// The joint regressor G (METRO Sec. 3.3: J_3D = G V_3D): a sparse matrix whose
+// The joint regressor G (METRO Sec. 3.4, eq. (3): J_3D = G V_3D): a sparse matrix whose
 // rows are convex combinations of a few mesh vertices near each joint, fitted
 // by non-negative least squares over many posed and shaped bodies.
 #include "metro/core/vec.hpp"

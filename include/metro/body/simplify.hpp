@@ -1,5 +1,5 @@
 #pragma once
-// Mesh hierarchy for the coarse-to-fine decoder (METRO Sec. 3.1 and 4: 6890 ->
+// Mesh hierarchy for the coarse-to-fine decoder (METRO Sec. 3.5: 6890 ->
 // 1723 -> 431 vertices), built like Ranjan et al. 2018 ("Generating 3D faces
 // using convolutional mesh autoencoders", Sec. 3.2): quadric-error edge
 // collapses (Garland & Heckbert 1997) that keep a subset of the vertices;

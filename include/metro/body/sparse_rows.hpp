@@ -1,8 +1,8 @@
 #pragma once
 // A sparse matrix stored row by row (compressed sparse rows) for the body model's
 // fixed linear maps: the sampling matrices between the full, mid and coarse meshes
-// (METRO Sec. 3.2) and the joint regressor G (J, V) that turns a mesh into joints
-// (Sec. 3.3). Only what those need: building from (row, column, value) entries,
+// (METRO Sec. 3.5) and the joint regressor G (J, V) that turns a mesh into joints
+// (Sec. 3.4). Only what those need: building from (row, column, value) entries,
 // products, and applying one to a list of points.
 #include <algorithm>
 #include <cstddef>

@@ -6,9 +6,11 @@
 //             2 r-hip, 3 l-hip, 4 l-knee, 5 l-ankle, 6 r-wrist, 7 r-elbow, 8 r-shoulder,
 //             9 l-shoulder, 10 l-elbow, 11 l-wrist, 12 neck, 13 head top).
 //   PA-MPJPE  mean per-joint error after a per-sample similarity Procrustes alignment.
-//   MPVE      mean per-vertex error after subtracting each mesh's pelvis; the pelvis is
-//             taken from that mesh's regressed 14 joints (as the official evaluation does),
-//             or passed explicitly.
+//   MPVE      mean per-vertex error after subtracting a pelvis from each mesh: the
+//             mid-hip of its regressed 14 joints, or passed explicitly (train/evaluate.hpp
+//             passes the predicted mesh's and the label skeleton's). The official evaluation
+//             uses the pelvis row of the H36M 17-joint regressor instead; a 14-joint
+//             regressor has no such row, and the mid-hip is the same point up to the regressor.
 //   PA-MPVPE  mean per-vertex error after similarity Procrustes alignment.
 //   F-score   FreiHAND: precision = share of predicted points within d of the nearest
 //             ground-truth point, recall = the converse, F = 2PR / (P + R).

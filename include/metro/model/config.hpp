@@ -5,8 +5,8 @@
 //   paper_body  Sec. 4 / official code, ResNet-50 variant: 224x224 input, 7x7x2048 grid,
 //               14 joints + 431 coarse vertices, blocks 2051->1024->512, 512->256->128,
 //               128->128->3 (4 layers, 4 heads, intermediate 3072), upsampling 431->1723->6890.
-//   paper_hand  21 joints + 195 vertices, pooled global feature, hidden 1024/256/64,
-//               intermediate 4x hidden, upsampling 195->778, MVM off.
+//   paper_hand  21 joints + 195 vertices, pooled global feature, blocks 2051->1024->512,
+//               512->256->128, 128->64->3 (intermediate 4x hidden), upsampling 195->778, MVM off.
 //   small       trainable on 2 CPU cores: 3-stage ResNet (stride 16, 128 channels),
 //               128x128 or smaller input, 14 joints + 108 vertex tokens (the body's
 //               fourth level), one layer per block (hidden 128/64/32), upsampling
@@ -62,7 +62,8 @@ struct MetroConfig {
     return (backbone.base_width << (backbone.layers.size() - 1)) * nn::block_expansion(backbone.block);
   }
   // The backbone downsamples by 4 (stem) and 2 per stage after the first.
-  std::int64_t grid_size() const { return image_size / (std::int64_t{4} << (backbone.layers.size() - 1)); }
+  std::int64_t backbone_stride() const { return std::int64_t{4} << (backbone.layers.size() - 1); }
+  std::int64_t grid_size() const { return image_size / backbone_stride(); }  // a multiple: MetroNetwork checks
 };
 
 // Three blocks whose widths shrink to xyz: in -> hidden[i] -> out[i], out[i] feeds block i+1.
@@ -92,7 +93,7 @@ inline MetroConfig paper_hand() {
   c.num_joints = 21;
   c.num_coarse_vertices = 195;
   c.upsample_sizes = {778};
-  c.blocks = reducing_blocks(3 + c.feature_channels(), {1024, 256, 64}, {256, 64, 3}, 4, 4, {4096, 1024, 256});
+  c.blocks = reducing_blocks(3 + c.feature_channels(), {1024, 256, 64}, {512, 128, 3}, 4, 4, {4096, 1024, 256});
   c.camera_from_all_tokens = true;
   c.camera_hidden = 150;
   c.mvm_ratio = 0;

@@ -130,7 +130,9 @@ class MetroNetwork : public nn::Module<T, D> {
                        std::to_string(c.blocks.front().in));
     for (std::size_t i = 1; i < c.blocks.size(); ++i)
       if (c.blocks[i].in != c.blocks[i - 1].out) throw ValueError("MetroConfig: block " + std::to_string(i) + " input does not match the previous output");
-    if (c.grid_size() < 1) throw ValueError("MetroConfig: image too small for the backbone");
+    if (c.grid_size() < 1 || c.image_size % c.backbone_stride() != 0)
+      throw ValueError("MetroConfig: image size " + std::to_string(c.image_size) + " is not a positive multiple of the backbone's stride " +
+                       std::to_string(c.backbone_stride()));
   }
 
   // Checked until it passes once: one copy of the (full, mid) matrix to the host.

@@ -8,7 +8,7 @@
 //     Intermediate                "dense": gelu_erf(dense(a))
 //     ResidualOutput              "dense", "LayerNorm"
 //
-// METRO Sec. 3.1: self-attention without a mask (all tokens attend to all tokens).
+// METRO Sec. 3.2: self-attention without a mask (all tokens attend to all tokens).
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -28,7 +28,7 @@ struct AttentionConfig {
   Init init = Init::bert;
   // Recompute the self-attention (the q, k, v projections and the attention) in
   // the backward instead of keeping q, k and v (nn::checkpoint): 3 of the 8
-  // (B, N, H) tensors a layer keeps, 42 MB per layer at batch 8 with 445 tokens
+  // (B, N, H) tensors a layer keeps, 44 MB per layer at batch 8 with 445 tokens
   // and H = 1024, for about 6% more time in a METRO training step.
   bool checkpoint_self_attention = true;
 };
@@ -39,7 +39,7 @@ struct TransformerLayerConfig {
 };
 
 // dropout(softmax(scale q k^T)) v for q, k, v (B, h, N, d) -> (B, h, N, d), the
-// attention of every head (METRO Sec. 3.1, as BERT's self-attention). One op that
+// attention of every head (METRO Sec. 3.2, as BERT's self-attention). One op that
 // keeps only q, k and v on the tape: the backward recomputes the (B, h, N, N)
 // probabilities (one batched GEMM and a softmax) and redraws the dropout mask, where
 // the composed ops would keep the probabilities, 25 MB per layer at batch 8 with

@@ -2,7 +2,7 @@
 // Optimizers with PyTorch's semantics (torch.optim 1.13, single-tensor path):
 // SGD (momentum, dampening, weight decay, Nesterov), Adam (L2 weight decay) and
 // AdamW (decoupled weight decay). METRO trains with Adam, lr 1e-4, betas
-// (0.9, 0.999), no weight decay (paper Sec. 4, official code).
+// (0.9, 0.999), no weight decay (the official code's settings).
 //
 // Each step is one fused pass over a parameter's memory (parameter, gradient and
 // state read and written once): a METRO_HD functor (fn::AdamUpdate, fn::SgdUpdate)

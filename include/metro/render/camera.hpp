@@ -25,7 +25,7 @@ inline Vec3f body_to_camera(const Vec3f& point, const Vec3f& translation) noexce
 }
 
 // METRO's weak-perspective camera (s, tx, ty) maps a pelvis-relative point X to
-// normalized image coordinates s * (X.xy + (tx, ty)) in [-1, 1] (Sec. 3.1; pixel =
+// normalized image coordinates s * (X.xy + (tx, ty)) in [-1, 1] (Sec. 3.4, eq. (4); pixel =
 // (normalized + 1) * size / 2). The same picture from a long-focal pinhole camera:
 // move the mesh by (tx, ty, 2 f / (size s)) and use focal length f, principal point
 // at the center. Used to draw predicted meshes over their input images.

@@ -2,7 +2,7 @@
 // From the body model and a data::Batch to what the network and metro_loss take:
 //   - the template (rest joints + coarse vertices in the camera orientation,
 //     centred on the pelvis), as the official code uses the zero-pose SMPL
-//     mesh rotated by pi about x (paper Sec. 3.1);
+//     mesh rotated by pi about x (paper Sec. 3.2; the rotation is the code's);
 //   - the targets at three mesh resolutions: full from the labels, mid and
 //     coarse by the body's downsampling matrices (Sec. 3.4, official training);
 //   - the joint regressor as a dense (J, V_full) tensor for regress_joints.

@@ -1,5 +1,5 @@
 #pragma once
-// The METRO training loop (paper Sec. 3.4, official run_gphmr_bodymesh.py):
+// The METRO training loop (paper Sec. 3.4, official metro/tools/run_metro_bodymesh.py):
 // Adam on metro_loss with masked vertex modeling inside the network, a learning
 // rate schedule, gradient clipping, skipping of non-finite steps, periodic
 // held-out evaluation, atomic checkpoints (at intervals, at the end, and on
