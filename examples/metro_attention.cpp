@@ -25,7 +25,7 @@ int run(int argc, char** argv) {
   int threads = 0, joint = 0, block = 0, zoom = 0;
   metro::io::FlagParser flags("metro_attention", "Writes attention pictures (paper Figs. 3 and 4) for one image.");
   flags.add("checkpoint", checkpoint, "", "a metro_train checkpoint (.safetensors)");
-  flags.add("body", body, "", "a body file the network was trained with (metro_body_export writes the procedural body's; docs/data.md); default: the procedural body");
+  flags.add("body", body, "", "the body file the network was trained with (metro_train --body; docs/data.md); none for a network trained on the procedural body");
   flags.add("image", image_path, "", "input image (PNG/JPEG; the centred square crop is used)");
   flags.add("out", out, "attention_out", "output folder");
   flags.add("joint", joint, 11, "joint whose attention colors the mesh (LSP-14 order; 11 = left wrist)", {0, 13});

@@ -19,7 +19,7 @@ int run(int argc, char** argv) {
   std::int64_t max_samples = 0;
   metro::io::FlagParser flags("metro_eval", "Evaluates a METRO checkpoint on a dataset folder (table on stdout, optional JSON).");
   flags.add("checkpoint", checkpoint, "", "a metro_train checkpoint (.safetensors); the network is built from its config");
-  flags.add("body", body, "", "a body file the network was trained with (metro_body_export writes the procedural body's; docs/data.md); default: the procedural body");
+  flags.add("body", body, "", "the body file the network was trained with (metro_train --body; docs/data.md); none for a network trained on the procedural body");
   flags.add("data", data, "", "dataset folder to evaluate on");
   flags.add("baseline-from", baseline_from, "", "training dataset folder: also report the mean training mesh predicted for every image");
   flags.add("json", json_path, "", "write the metrics here as JSON");

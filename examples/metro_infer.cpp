@@ -76,7 +76,7 @@ int run(int argc, char** argv) {
   }
   metro::io::FlagParser flags("metro_infer", "Predicts the body mesh in image files: metro_infer --checkpoint C --out DIR IMAGE...");
   flags.add("checkpoint", checkpoint, "", "a metro_train checkpoint (.safetensors)");
-  flags.add("body", body, "", "a body file the network was trained with (metro_body_export writes the procedural body's; docs/data.md); default: the procedural body");
+  flags.add("body", body, "", "the body file the network was trained with (metro_train --body; docs/data.md); none for a network trained on the procedural body");
   flags.add("out", out, "infer_out", "output folder");
   flags.add("box", box, "", "person box x,y,w,h in pixels (default: the centred square crop)");
   flags.add("threads", threads, 2, "compute threads", {1, 1024});

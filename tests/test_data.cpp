@@ -1,6 +1,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -636,12 +637,22 @@ TEST_CASE("body file: saving and loading the small preset's hierarchy gives the 
   train::MeshHierarchy moved = loaded;
   moved.template_vertices = moved.template_vertices + 0.001f;
   CHECK(train::body_fingerprint(moved) != print);
-  io::SafeTensorsFile checkpoint;
-  CHECK_NOTHROW(train::check_trained_on(checkpoint, "old.safetensors", body));  // checkpoints from before body files
-  checkpoint.metadata["body"] = print;
-  CHECK_NOTHROW(train::check_trained_on(checkpoint, "c.safetensors", loaded));
-  CHECK_THROWS_AS(train::check_trained_on(checkpoint, "c.safetensors", body), ValueError);
-  CHECK_THROWS_AS(train::check_trained_on(checkpoint, "c.safetensors", moved), ValueError);
+  train::save_body_file(dir.file("moved.safetensors"), moved);
+
+  // A checkpoint's network takes only the body it was trained on.
+  const model::MetroConfig config = train::small_config(64);
+  const auto body_for = [&](const std::string& recorded, const std::string& file) {
+    io::SafeTensorsFile checkpoint;
+    if (!recorded.empty()) checkpoint.metadata["body"] = recorded;
+    return train::body_for_checkpoint(checkpoint, "c.safetensors", config, file.empty() ? "" : dir.file(file));
+  };
+  CHECK(body_for("", "").coarse_level == 3);  // checkpoints from before body files record none
+  CHECK(body_for("procedural", "").coarse_level == 3);
+  CHECK(body_for(print, "body.safetensors").coarse_level == -1);
+  CHECK_THROWS_WITH_AS(body_for(print, ""), ("c.safetensors: the network was trained on a body file (" + print + "): pass it with --body").c_str(),
+                       ValueError);
+  CHECK_THROWS_AS(body_for(print, "moved.safetensors"), ValueError);
+  CHECK_THROWS_AS(body_for("procedural", "body.safetensors"), ValueError);
 }
 
 TEST_CASE("body file: a missing tensor, a wrong shape or dtype, or an impossible index or value is a FormatError naming it") {
@@ -671,8 +682,19 @@ TEST_CASE("body file: a missing tensor, a wrong shape or dtype, or an impossible
       {"\"mid_to_full\" is 6890 x 108, expected (6890, 431)",
        [](auto& f) { f.tensors["mid_to_full.shape"] = io::make_record<std::int64_t>({2}, std::vector<std::int64_t>{6890, 108}); }},
       {"\"faces\" has index 6890 outside [0, 6890)", [&](auto& f) { set_i32(f, "faces", 4, 6890); }},
-      {"\"vertex_symmetry\" is not its own inverse", [&](auto& f) { set_i32(f, "vertex_symmetry", 0, 1); }},
+      {"\"vertex_symmetry\" has index -2 outside [0, 6890)", [&](auto& f) { set_i32(f, "vertex_symmetry", 5, -2); }},
       {"\"coarse_to_mid.indptr\" is not a valid CSR row index", [&](auto& f) { set_i32(f, "coarse_to_mid.indptr", 1, -5); }},
+      {"\"mid_to_coarse.indptr\" must run from 0 to the number of entries",
+       [&](auto& f) { set_i32(f, "mid_to_coarse.indptr", 108, 100); }},  // the last 8 entries would be dropped
+      {"\"joint_regressor\" has 17 joints",
+       [](auto& f) { f.tensors["joint_regressor"] = io::make_record<float>({17, 6890}, std::vector<float>(17 * 6890)); }},
+      {"the mid mesh has 0 vertices",
+       [](auto& f) {
+         f.tensors["full_to_mid.shape"] = io::make_record<std::int64_t>({2}, std::vector<std::int64_t>{0, 6890});
+         f.tensors["full_to_mid.indptr"] = io::make_record<std::int32_t>({1}, std::vector<std::int32_t>{0});
+         f.tensors["full_to_mid.indices"] = io::make_record<std::int32_t>({0}, std::vector<std::int32_t>{});
+         f.tensors["full_to_mid.data"] = io::make_record<float>({0}, std::vector<float>{});
+       }},
       {"\"full_to_mid.indices\" has column -1", [&](auto& f) { set_i32(f, "full_to_mid.indices", 7, -1); }},
       {"\"template_joints\" has a value that is not finite",
        [](auto& f) {
@@ -688,7 +710,35 @@ TEST_CASE("body file: a missing tensor, a wrong shape or dtype, or an impossible
   CHECK_THROWS_AS(train::load_body_file(dir.file("missing.safetensors")), IOError);
 }
 
-TEST_CASE("body file: a network, its loader and its targets take the body's sizes and maps") {
+TEST_CASE("body file: sparse matrices as scipy may write them, columns in any order and repeated, load as their sums") {
+  const train::MeshHierarchy body(3);
+  io::SafeTensorsFile file = train::to_safetensors(body);
+  // coarse_to_mid (431, 108) rewritten row by row: columns reversed, each entry split
+  // into 0.25 + 0.75 of its value (duplicates, as an unsummed COO -> CSR conversion leaves).
+  std::vector<std::int32_t> indptr{0}, indices;
+  std::vector<float> values;
+  for (int r = 0; r < body.coarse_to_mid.rows(); ++r) {
+    const auto columns = body.coarse_to_mid.row_columns(r);
+    const auto weights = body.coarse_to_mid.row_values(r);
+    for (std::size_t k = columns.size(); k-- > 0;) {
+      indices.insert(indices.end(), {columns[k], columns[k]});
+      values.insert(values.end(), {0.25f * weights[k], 0.75f * weights[k]});
+    }
+    indptr.push_back(static_cast<std::int32_t>(indices.size()));
+  }
+  const auto nnz = static_cast<std::int64_t>(indices.size());
+  file.tensors["coarse_to_mid.indptr"] = io::make_record<std::int32_t>({431 + 1}, indptr);
+  file.tensors["coarse_to_mid.indices"] = io::make_record<std::int32_t>({nnz}, indices);
+  file.tensors["coarse_to_mid.data"] = io::make_record<float>({nnz}, values);
+  const train::MeshHierarchy loaded = train::body_from_safetensors(file, "scipy.safetensors");
+  REQUIRE(loaded.coarse_to_mid.nonZeros() == body.coarse_to_mid.nonZeros());
+  const std::vector<float> expected = body.coarse_to_mid.to_dense(), got = loaded.coarse_to_mid.to_dense();
+  float largest_difference = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) largest_difference = std::max(largest_difference, std::abs(got[i] - expected[i]));
+  CHECK(largest_difference < 1e-6f);
+}
+
+TEST_CASE("body file: a network and its data loader take the body's sizes and mirror maps") {
   train::MeshHierarchy body(3);
   std::iota(body.vertex_symmetry.begin(), body.vertex_symmetry.end(), 0);  // not the procedural body's map
   const data::LoaderOptions o = train::loader_options(body, 4, 64, 0, true, 1);

@@ -139,6 +139,10 @@ TEST_CASE("synth -> train -> eval -> infer") {
   const std::string file_checkpoint = (with_file / "checkpoint.safetensors").string();
   CHECK(run_program("metro_eval", "--checkpoint " + file_checkpoint + body + " --data " + data.string() + " --max-samples 4", log) == 0);
   CHECK(run_program("metro_infer", "--checkpoint " + file_checkpoint + body + " --out " + out.string() + " " + image.string(), log) == 0);
+  CHECK(run_program("metro_train", "--steps 3 --resume " + file_checkpoint + " --out " + with_file.string() + tiny + body, log) == 0);
+  CHECK(logged_losses(with_file / "log.csv").size() == 3);
   CHECK(run_program("metro_eval", "--checkpoint " + file_checkpoint + " --data " + data.string(), log) == 1);
-  CHECK(read_text(log).find("trained on another body model") != std::string::npos);
+  CHECK(read_text(log).find("trained on a body file (file:") != std::string::npos);
+  CHECK(run_program("metro_eval", "--checkpoint " + checkpoint + body + " --data " + data.string(), log) == 1);
+  CHECK(read_text(log).find("trained on another body model (procedural") != std::string::npos);
 }

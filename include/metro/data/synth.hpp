@@ -164,7 +164,7 @@ inline SynthSample make_synthetic_sample(const body::BodyModel& model, std::uint
 // The files do not depend on the thread count. `keep_images` (may be null)
 // receives the first images, up to its capacity() (e.g. for a contact sheet).
 inline void write_synthetic_dataset(const body::BodyModel& model, const std::string& directory, std::uint32_t count,
-                                    std::uint64_t seed, const SynthOptions& options, int threads = 0,
+                                    std::uint64_t seed, const SynthOptions& options, [[maybe_unused]] int threads = 0,
                                     std::vector<render::Image>* keep_images = nullptr) {
   namespace fs = std::filesystem;
   fs::create_directories(fs::path(directory) / "images");

@@ -9,14 +9,15 @@
 //   template_vertices   F32 (V_c, 3)    rest vertices  } z forward), pelvis at the origin
 //   joint_regressor     F32 (J, V_f)    dense
 //   faces               I32 (F, 3)      triangles of the full mesh
-//   joint_symmetry      I32 (J)         mirror joint of each joint    } involutions, used by
-//   vertex_symmetry     I32 (V_f)       mirror vertex of each vertex  } flip augmentation
+//   joint_symmetry      I32 (J)         mirror joint of each joint    } used by flip
+//   vertex_symmetry     I32 (V_f)       mirror vertex of each vertex  } augmentation
 //   full_to_mid (V_m, V_f), mid_to_coarse (V_c, V_m)     downsampling  } sparse, each as scipy's
 //   coarse_to_mid (V_m, V_c), mid_to_full (V_f, V_m)     upsampling    } CSR arrays: NAME.shape I64 (2),
 //                                 NAME.indptr I32 (rows + 1), NAME.indices I32 (nnz), NAME.data F32 (nnz)
 //
-// A network trained on a body records the body's fingerprint in its checkpoint;
-// load_trained refuses a checkpoint with another body's.
+// J is 14: the evaluation joints in LSP order (eval/metrics.hpp). A network trained
+// on a body records it in its checkpoint (body_fingerprint), and body_for_checkpoint
+// refuses another body for it.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "metro/eval/metrics.hpp"
 #include "metro/io/safetensors.hpp"
 #include "metro/train/targets.hpp"
 
@@ -73,7 +75,7 @@ class Reader {
       fail("\"" + name + "\" has dtype " + io::dtype_name(record.dtype) + ", expected " + io::dtype_name(io::dtype_of<T>()));
     bool fits = record.shape.size() == shape.size();
     for (std::size_t d = 0; fits && d < shape.size(); ++d) fits = shape[d] < 0 || shape[d] == record.shape[d];
-    if (!fits) fail("\"" + name + "\" has shape " + Shape(record.shape).str() + ", expected " + expected(shape));
+    if (!fits) fail("\"" + name + "\" has shape " + dims(record.shape) + ", expected " + dims(shape));
     last_shape_ = record.shape;
     return io::record_to_vector<T>(record, name);
   }
@@ -82,10 +84,12 @@ class Reader {
   body::SparseRowMatrix sparse(const std::string& name, std::int64_t rows, std::int64_t cols) {
     const auto shape = read<std::int64_t>(name + ".shape", {2});
     if ((rows >= 0 && shape[0] != rows) || (cols >= 0 && shape[1] != cols) || shape[0] < 0 || shape[1] < 0 || shape[0] > kMaxSize || shape[1] > kMaxSize)
-      fail("\"" + name + "\" is " + std::to_string(shape[0]) + " x " + std::to_string(shape[1]) + ", expected " + expected({rows, cols}));
+      fail("\"" + name + "\" is " + std::to_string(shape[0]) + " x " + std::to_string(shape[1]) + ", expected " + dims({rows, cols}));
     const auto indptr = read<std::int32_t>(name + ".indptr", {shape[0] + 1});
     const auto indices = read<std::int32_t>(name + ".indices", {-1});
     const auto values = read<float>(name + ".data", {static_cast<std::int64_t>(indices.size())});
+    if (indptr.front() != 0 || indptr.back() != static_cast<std::int64_t>(indices.size()))
+      fail("\"" + name + ".indptr\" must run from 0 to the number of entries (" + std::to_string(indices.size()) + ")");
     std::vector<body::SparseEntry> entries;
     for (std::int64_t r = 0; r < shape[0]; ++r) {
       const auto begin = indptr[static_cast<std::size_t>(r)], end = indptr[static_cast<std::size_t>(r) + 1];
@@ -105,24 +109,31 @@ class Reader {
     return values;
   }
 
-  // Entries of an index tensor in [0, size); with `involution`, also s[s[i]] == i.
-  void check_indices(const std::vector<std::int32_t>& index, std::int64_t size, const std::string& name, bool involution) {
-    for (std::size_t i = 0; i < index.size(); ++i) {
-      if (index[i] < 0 || index[i] >= size) fail("\"" + name + "\" has index " + std::to_string(index[i]) + " outside [0, " + std::to_string(size) + ")");
-      if (involution && index[static_cast<std::size_t>(index[i])] != static_cast<std::int32_t>(i))
-        fail("\"" + name + "\" is not its own inverse at " + std::to_string(i));
-    }
+  // Every entry of an index tensor in [0, size).
+  void check_indices(const std::vector<std::int32_t>& index, std::int64_t size, const std::string& name) {
+    for (std::int32_t i : index)
+      if (i < 0 || i >= size) fail("\"" + name + "\" has index " + std::to_string(i) + " outside [0, " + std::to_string(size) + ")");
+  }
+
+  // A mesh level's vertex count: at least 1, and small enough that the network's dense
+  // (V_fine, V_coarse) upsampling weights stay below 2^28 entries (the paper's: 1.2e7).
+  void check_level(const char* level, std::int64_t vertices, std::int64_t coarser) {
+    if (vertices < 1 || vertices > kMaxSize) fail(std::string("the ") + level + " mesh has " + std::to_string(vertices) + " vertices");
+    if (vertices * coarser > kMaxDense)
+      fail(std::string("the ") + level + " mesh's upsampling would be a dense " + std::to_string(vertices) + " x " + std::to_string(coarser) +
+           " matrix, over 2^28 entries");
   }
 
   [[noreturn]] void fail(const std::string& reason) const { throw FormatError(path_, "body file: " + reason); }
 
  private:
-  static constexpr std::int64_t kMaxSize = 1 << 24;  // vertices or joints; also keeps int indices exact
+  static constexpr std::int64_t kMaxSize = 1 << 24;   // vertices; also keeps int indices exact
+  static constexpr std::int64_t kMaxDense = 1 << 28;  // entries of one upsampling matrix
 
   void finite(float v, const std::string& name) const {
     if (!std::isfinite(v)) fail("\"" + name + "\" has a value that is not finite");
   }
-  static std::string expected(const std::vector<std::int64_t>& shape) {
+  static std::string dims(const std::vector<std::int64_t>& shape) {
     std::string s = "(";
     for (std::size_t d = 0; d < shape.size(); ++d) s += (d ? ", " : "") + (shape[d] < 0 ? std::string("any") : std::to_string(shape[d]));
     return s + ")";
@@ -155,30 +166,40 @@ inline io::SafeTensorsFile to_safetensors(const MeshHierarchy& mesh) {
 // Writes a body file (atomically, like checkpoints).
 inline void save_body_file(const std::string& path, const MeshHierarchy& mesh) { io::save_safetensors(path, to_safetensors(mesh)); }
 
-// Reads a body file; FormatError (with the path and the tensor) when a tensor is
-// missing, has the wrong dtype or shape, or an index or value that cannot be right.
-inline MeshHierarchy load_body_file(const std::string& path) {
-  body_file_detail::Reader in(io::load_safetensors(path), path);
+// The body in a loaded safetensors file (named `path` in errors); FormatError
+// when a tensor is missing, has the wrong dtype or shape, or an index or value
+// that cannot be right.
+inline MeshHierarchy body_from_safetensors(io::SafeTensorsFile file, const std::string& path) {
+  body_file_detail::Reader in(std::move(file), path);
   MeshHierarchy mesh{MeshHierarchy::Empty{}};
   const std::vector<float> regressor = in.finite_floats("joint_regressor", {-1, -1});
   const std::int64_t joints = in.last_shape()[0], full = in.last_shape()[1];
-  if (joints < 4) in.fail("\"joint_regressor\" has " + std::to_string(joints) + " joints; the pelvis needs joints 2 and 3 (the hips)");
+  if (joints != eval::num_joints)
+    in.fail("\"joint_regressor\" has " + std::to_string(joints) + " joints; a body file has the 14 evaluation joints in LSP order (docs/data.md)");
+  in.check_level("full", full, 0);
   mesh.regressor = from_vector<float>(regressor, {joints, full});
   mesh.full_to_mid = in.sparse("full_to_mid", -1, full);
-  mesh.mid_to_coarse = in.sparse("mid_to_coarse", -1, mesh.full_to_mid.rows());
-  mesh.coarse_to_mid = in.sparse("coarse_to_mid", mesh.full_to_mid.rows(), mesh.mid_to_coarse.rows());
-  mesh.mid_to_full = in.sparse("mid_to_full", full, mesh.full_to_mid.rows());
+  in.check_level("mid", mesh.mid_vertices(), 0);
+  in.check_level("full", full, mesh.mid_vertices());
+  mesh.mid_to_coarse = in.sparse("mid_to_coarse", -1, mesh.mid_vertices());
+  in.check_level("coarse", mesh.coarse_vertices(), 0);
+  in.check_level("mid", mesh.mid_vertices(), mesh.coarse_vertices());
+  mesh.coarse_to_mid = in.sparse("coarse_to_mid", mesh.mid_vertices(), mesh.coarse_vertices());
+  mesh.mid_to_full = in.sparse("mid_to_full", full, mesh.mid_vertices());
   mesh.template_joints = from_vector<float>(in.finite_floats("template_joints", {joints, 3}), {joints, 3});
   mesh.template_vertices = from_vector<float>(in.finite_floats("template_vertices", {mesh.coarse_vertices(), 3}), {mesh.coarse_vertices(), 3});
   const auto faces = in.read<std::int32_t>("faces", {-1, 3});
-  in.check_indices(faces, full, "faces", false);
+  in.check_indices(faces, full, "faces");
   for (std::size_t f = 0; f < faces.size(); f += 3) mesh.faces.emplace_back(faces[f], faces[f + 1], faces[f + 2]);
   mesh.joint_symmetry = in.read<std::int32_t>("joint_symmetry", {joints});
-  in.check_indices(mesh.joint_symmetry, joints, "joint_symmetry", true);
+  in.check_indices(mesh.joint_symmetry, joints, "joint_symmetry");
   mesh.vertex_symmetry = in.read<std::int32_t>("vertex_symmetry", {full});
-  in.check_indices(mesh.vertex_symmetry, full, "vertex_symmetry", true);
+  in.check_indices(mesh.vertex_symmetry, full, "vertex_symmetry");
   return mesh;
 }
+
+// Reads a body file (body_from_safetensors's checks).
+inline MeshHierarchy load_body_file(const std::string& path) { return body_from_safetensors(io::load_safetensors(path), path); }
 
 // What a checkpoint records of the body it was trained on: "procedural", or for
 // a body file "file:" and a 64-bit FNV-1a hash of its tensors (16 hex digits).
@@ -205,13 +226,20 @@ inline MeshHierarchy body_for_network(const model::MetroConfig& config, const st
   return mesh;
 }
 
-// ValueError unless a checkpoint's recorded body (metadata "body", absent in
-// checkpoints older than it) is `mesh`.
-inline void check_trained_on(const io::SafeTensorsFile& checkpoint, const std::string& path, const MeshHierarchy& mesh) {
-  const auto it = checkpoint.metadata.find("body");
-  if (it != checkpoint.metadata.end() && it->second != body_fingerprint(mesh))
-    throw ValueError(path + ": the network was trained on another body model (" + it->second + ", this one is " + body_fingerprint(mesh) +
+// The body a checkpoint's network was trained on, from `body_file` (empty: the
+// procedural body); ValueError when the checkpoint records another body (metadata
+// "body"; checkpoints older than body files record none) or the sizes do not fit.
+inline MeshHierarchy body_for_checkpoint(const io::SafeTensorsFile& checkpoint, const std::string& path, const model::MetroConfig& config,
+                                         const std::string& body_file) {
+  const auto recorded = checkpoint.metadata.find("body");
+  const std::string trained_on = recorded == checkpoint.metadata.end() ? "" : recorded->second;
+  if (body_file.empty() && trained_on.starts_with("file:"))
+    throw ValueError(path + ": the network was trained on a body file (" + trained_on + "): pass it with --body");
+  MeshHierarchy mesh = body_for_network(config, body_file);
+  if (!trained_on.empty() && trained_on != body_fingerprint(mesh))
+    throw ValueError(path + ": the network was trained on another body model (" + trained_on + ", this one is " + body_fingerprint(mesh) +
                      "): pass the --body file it was trained with, or none for the procedural body");
+  return mesh;
 }
 
 }  // namespace metro::train

@@ -23,8 +23,7 @@ struct TrainedModel {
 inline TrainedModel load_trained(const std::string& checkpoint, const std::string& body_file = "") {
   const io::SafeTensorsFile file = io::load_safetensors(checkpoint);
   const model::MetroConfig config = model::checkpoint_config(file, checkpoint);
-  MeshHierarchy mesh = body_for_network(config, body_file);
-  check_trained_on(file, checkpoint, mesh);
+  MeshHierarchy mesh = body_for_checkpoint(file, checkpoint, config, body_file);
   auto net = std::make_unique<model::MetroNetwork<float>>(config);
   model::load_checkpoint(checkpoint, *net);
   net->eval();

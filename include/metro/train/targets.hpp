@@ -111,10 +111,12 @@ struct MeshHierarchy {
 inline void check_network_matches(const model::MetroConfig& c, const MeshHierarchy& mesh) {
   const bool ok = c.num_joints == mesh.template_joints.shape()[0] && c.num_coarse_vertices == mesh.coarse_vertices() &&
                   c.upsample_sizes == std::vector<std::int64_t>{mesh.mid_vertices(), mesh.full_vertices()};
-  if (!ok)
-    throw ValueError("the network's template sizes (" + std::to_string(c.num_joints) + " joints, " + std::to_string(c.num_coarse_vertices) +
-                     " coarse vertices, two upsamplings) do not match the body model (" + std::to_string(mesh.coarse_vertices()) + " -> " +
-                     std::to_string(mesh.mid_vertices()) + " -> " + std::to_string(mesh.full_vertices()) + ")");
+  if (ok) return;
+  std::string network = std::to_string(c.num_joints) + " joints, " + std::to_string(c.num_coarse_vertices);
+  for (std::int64_t size : c.upsample_sizes) network += " -> " + std::to_string(size);
+  throw ValueError("the network's template sizes (" + network + " vertices) do not match the body model's (" + std::to_string(mesh.template_joints.shape()[0]) +
+                   " joints, " + std::to_string(mesh.coarse_vertices()) + " -> " + std::to_string(mesh.mid_vertices()) + " -> " +
+                   std::to_string(mesh.full_vertices()) + " vertices)");
 }
 
 // The `small` preset on a mesh hierarchy's sizes; by default the procedural body's

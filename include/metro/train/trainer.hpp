@@ -174,22 +174,22 @@ class Trainer {
     Generator init(o_.seed);
     model::MetroConfig config;
     std::optional<io::SafeTensorsFile> resumed;
-    std::optional<MeshHierarchy> body_file;
-    if (!o_.body.empty()) body_file = load_body_file(o_.body);
     if (!o_.resume.empty()) {
       resumed = io::load_safetensors(o_.resume);
       config = model::checkpoint_config(*resumed, o_.resume);
+      mesh_ = body_for_checkpoint(*resumed, o_.resume, config, o_.body);
     } else {
+      std::optional<MeshHierarchy> body_file;
+      if (!o_.body.empty()) body_file = load_body_file(o_.body);
       config = preset_config(o_.preset, o_.image_size > 0 ? o_.image_size : 128, body_file ? &*body_file : nullptr);
       if (o_.image_size > 0) config.image_size = o_.image_size;
       config.mvm_ratio = o_.mvm_ratio, config.dropout = o_.dropout;
       for (auto& block : config.blocks)
         if (o_.heads > 0) block.heads = o_.heads;
+      if (body_file) check_network_matches(config, *body_file);
+      mesh_ = body_file ? std::move(*body_file) : MeshHierarchy::for_network(config);
     }
-    if (body_file) check_network_matches(config, *body_file);
-    mesh_ = body_file ? std::move(*body_file) : MeshHierarchy::for_network(config);
     body_fingerprint_ = body_fingerprint(mesh_);
-    if (resumed) check_trained_on(*resumed, o_.resume, mesh_);
     net_ = std::make_unique<model::MetroNetwork<float>>(config, init);
     init_from_body(*net_, mesh_);  // a resumed run then loads every parameter and buffer from its checkpoint
     optimizer_ = std::make_unique<nn::Adam<float>>(net_->parameters(), nn::AdamOptions{o_.lr, 0.9, 0.999, 1e-8, o_.weight_decay});
@@ -320,8 +320,8 @@ class Trainer {
   }
 
   TrainOptions o_;
-  MeshHierarchy mesh_;            // replaced by the network's own in build_network()
-  std::string body_fingerprint_;  // of mesh_, recorded in checkpoints
+  MeshHierarchy mesh_{MeshHierarchy::Empty{}};  // the network's, set in build_network()
+  std::string body_fingerprint_;                // of mesh_, recorded in checkpoints
   data::Dataset train_set_;
   std::optional<data::Dataset> val_set_;
   std::unique_ptr<model::MetroNetwork<float>> net_;
