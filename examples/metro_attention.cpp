@@ -21,11 +21,10 @@
 namespace {
 
 int run(int argc, char** argv) {
-  std::string checkpoint, body, image_path, out;
+  std::string checkpoint, image_path, out;
   int threads = 0, joint = 0, block = 0, zoom = 0;
   metro::io::FlagParser flags("metro_attention", "Writes attention pictures (paper Figs. 3 and 4) for one image.");
   flags.add("checkpoint", checkpoint, "", "a metro_train checkpoint (.safetensors)");
-  flags.add("body", body, "", "the body file the network was trained with (metro_train --body; docs/data.md); none for a network trained on the procedural body");
   flags.add("image", image_path, "", "input image (PNG/JPEG; the centred square crop is used)");
   flags.add("out", out, "attention_out", "output folder");
   flags.add("joint", joint, 11, "joint whose attention colors the mesh (LSP-14 order; 11 = left wrist)", {0, 13});
@@ -35,7 +34,7 @@ int run(int argc, char** argv) {
   if (!flags.parse(argc, argv)) return 0;
   if (checkpoint.empty() || image_path.empty()) throw metro::UsageError("--checkpoint and --image are required");
   omp_set_num_threads(threads);
-  const auto [net, mesh] = metro::train::load_trained(checkpoint, body);
+  const auto [net, mesh] = metro::train::load_trained(checkpoint);
   const auto blocks = net->encoder_blocks();
   const std::size_t chosen = block < 0 ? blocks.size() - 1 : static_cast<std::size_t>(block);
   if (chosen >= blocks.size()) throw metro::UsageError("--block: the network has " + std::to_string(blocks.size()) + " blocks");

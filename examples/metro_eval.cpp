@@ -14,12 +14,11 @@
 namespace {
 
 int run(int argc, char** argv) {
-  std::string checkpoint, body, data, baseline_from, json_path, precision;
+  std::string checkpoint, data, baseline_from, json_path, precision;
   int threads = 0, batch_size = 0;
   std::int64_t max_samples = 0;
   metro::io::FlagParser flags("metro_eval", "Evaluates a METRO checkpoint on a dataset folder (table on stdout, optional JSON).");
   flags.add("checkpoint", checkpoint, "", "a metro_train checkpoint (.safetensors); the network is built from its config");
-  flags.add("body", body, "", "the body file the network was trained with (metro_train --body; docs/data.md); none for a network trained on the procedural body");
   flags.add("data", data, "", "dataset folder to evaluate on");
   flags.add("baseline-from", baseline_from, "", "training dataset folder: also report the mean training mesh predicted for every image");
   flags.add("json", json_path, "", "write the metrics here as JSON");
@@ -31,7 +30,7 @@ int run(int argc, char** argv) {
   if (checkpoint.empty() || data.empty()) throw metro::UsageError("--checkpoint and --data are required");
   omp_set_num_threads(threads);
   metro::set_float32_matmul_precision(metro::parse_matmul_precision(precision));
-  const auto [net, mesh] = metro::train::load_trained(checkpoint, body);
+  const auto [net, mesh] = metro::train::load_trained(checkpoint);
   const metro::data::Dataset dataset(data);
   const auto ours = metro::train::evaluate(*net, dataset, mesh, {batch_size, max_samples, 1});
   std::optional<metro::train::MeshMetrics> baseline;

@@ -61,7 +61,7 @@ void infer_one(metro::model::MetroNetwork<float>& net, const metro::train::MeshH
 }
 
 int run(int argc, char** argv) {
-  std::string checkpoint, body, out, box, precision;
+  std::string checkpoint, out, box, precision;
   int threads = 0;
   std::vector<std::string> images;
   std::vector<const char*> flag_args{argv[0]};
@@ -76,7 +76,6 @@ int run(int argc, char** argv) {
   }
   metro::io::FlagParser flags("metro_infer", "Predicts the body mesh in image files: metro_infer --checkpoint C --out DIR IMAGE...");
   flags.add("checkpoint", checkpoint, "", "a metro_train checkpoint (.safetensors)");
-  flags.add("body", body, "", "the body file the network was trained with (metro_train --body; docs/data.md); none for a network trained on the procedural body");
   flags.add("out", out, "infer_out", "output folder");
   flags.add("box", box, "", "person box x,y,w,h in pixels (default: the centred square crop)");
   flags.add("threads", threads, 2, "compute threads", {1, 1024});
@@ -87,7 +86,7 @@ int run(int argc, char** argv) {
   omp_set_num_threads(threads);
   metro::set_float32_matmul_precision(metro::parse_matmul_precision(precision));
   std::filesystem::create_directories(out);
-  const auto [net, mesh] = metro::train::load_trained(checkpoint, body);
+  const auto [net, mesh] = metro::train::load_trained(checkpoint);
   for (const std::string& image : images) infer_one(*net, mesh, image, box, out);
   return 0;
 }

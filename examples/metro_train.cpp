@@ -26,7 +26,7 @@ int run(int argc, char** argv) {
   flags.add("val", o.val, "", "held-out dataset folder for periodic evaluation and metrics.json (default: the training set)");
   flags.add("out", o.out, "train_out", "output folder: checkpoint.safetensors, log.csv, eval.csv, metrics.json");
   flags.add("preset", o.preset, "small", "network preset: small or paper_body (ignored with --resume)");
-  flags.add("body", o.body, "", "body file: template mesh, sampling matrices, joint regressor (docs/data.md); default: the procedural body");
+  flags.add("body", o.body, "", "body file: template mesh, sampling matrices, joint regressor (docs/data.md); default: the procedural body. Checkpoints carry the body, so --resume, metro_eval and metro_infer need no --body");
   flags.add("image-size", o.image_size, 0, "network input side in pixels, a multiple of the backbone's stride (16 for small, 32 for paper_body; 0: the preset's, 128 for small)", {0, 1024});
   flags.add("batch-size", o.batch_size, 16, "images per step", {1, 4096});
   flags.add("lr", o.lr, 3e-4, "Adam learning rate (the paper: 1e-4)", {0.0, 1.0});

@@ -629,30 +629,28 @@ TEST_CASE("body file: saving and loading the small preset's hierarchy gives the 
   CHECK_NOTHROW(train::check_network_matches(train::small_config(64, loaded), loaded));
   CHECK_THROWS_AS(train::check_network_matches(model::paper_body(), loaded), ValueError);
 
-  // What a checkpoint records: the procedural body by name, a file by a hash of its tensors.
-  CHECK(train::body_fingerprint(body) == "procedural");
+  // A checkpoint carries its body; a body file given with it must be the same.
   const std::string print = train::body_fingerprint(loaded);
-  CHECK(print.size() == 5 + 16);
-  CHECK(print == train::body_fingerprint(train::load_body_file(dir.file("body.safetensors"))));
+  CHECK(print.size() == 16);
+  CHECK(print == train::body_fingerprint(body));
   train::MeshHierarchy moved = loaded;
   moved.template_vertices = moved.template_vertices + 0.001f;
   CHECK(train::body_fingerprint(moved) != print);
   train::save_body_file(dir.file("moved.safetensors"), moved);
-
-  // A checkpoint's network takes only the body it was trained on.
   const model::MetroConfig config = train::small_config(64);
-  const auto body_for = [&](const std::string& recorded, const std::string& file) {
-    io::SafeTensorsFile checkpoint;
-    if (!recorded.empty()) checkpoint.metadata["body"] = recorded;
-    return train::body_for_checkpoint(checkpoint, "c.safetensors", config, file.empty() ? "" : dir.file(file));
-  };
-  CHECK(body_for("", "").coarse_level == 3);  // checkpoints from before body files record none
-  CHECK(body_for("procedural", "").coarse_level == 3);
-  CHECK(body_for(print, "body.safetensors").coarse_level == -1);
-  CHECK_THROWS_WITH_AS(body_for(print, ""), ("c.safetensors: the network was trained on a body file (" + print + "): pass it with --body").c_str(),
-                       ValueError);
-  CHECK_THROWS_AS(body_for(print, "moved.safetensors"), ValueError);
-  CHECK_THROWS_AS(body_for("procedural", "body.safetensors"), ValueError);
+  io::SafeTensorsFile old_checkpoint, checkpoint;
+  checkpoint.tensors = train::checkpoint_body_tensors(moved);
+  CHECK(train::body_for_checkpoint(old_checkpoint, "old.safetensors", config).coarse_level == 3);  // before bodies were stored
+  CHECK(train::body_for_checkpoint(old_checkpoint, "old.safetensors", config, dir.file("body.safetensors")).coarse_level == -1);
+  const train::MeshHierarchy carried = train::body_for_checkpoint(checkpoint, "c.safetensors", config);
+  CHECK(carried.template_vertices.to_vector() == moved.template_vertices.to_vector());
+  CHECK(train::body_fingerprint(carried) == train::body_fingerprint(moved));
+  CHECK_NOTHROW(train::body_for_checkpoint(checkpoint, "c.safetensors", config, dir.file("moved.safetensors")));
+  CHECK_THROWS_AS(train::body_for_checkpoint(checkpoint, "c.safetensors", config, dir.file("body.safetensors")), ValueError);
+  CHECK_THROWS_AS(train::body_for_checkpoint(checkpoint, "c.safetensors", model::paper_body()), ValueError);
+  checkpoint.tensors.erase("body.faces");
+  CHECK_THROWS_WITH_AS(train::body_for_checkpoint(checkpoint, "c.safetensors", config),
+                       "c.safetensors (its body): body file: no tensor \"faces\"", FormatError);
 }
 
 TEST_CASE("body file: a missing tensor, a wrong shape or dtype, or an impossible index or value is a FormatError naming it") {

@@ -1,9 +1,10 @@
 #pragma once
 // Checkpoints in the safetensors format (readable by Python's safetensors and
 // torch): "model.<parameter or buffer name>" tensors, optionally the optimizer's
-// "optimizer.<exp_avg.i ...>" tensors, and __metadata__ with the model config
-// (JSON), the optimizer step counts and any caller-supplied entries (training
-// step, RNG state...). Written to a temporary file and renamed (io::save_safetensors).
+// "optimizer.<exp_avg.i ...>" tensors, any caller-supplied tensors (the trainer's
+// "body.*": train/body_file.hpp), and __metadata__ with the model config (JSON),
+// the optimizer step counts and any caller-supplied entries (training step, RNG
+// state...). Written to a temporary file and renamed (io::save_safetensors).
 #include <map>
 #include <string>
 
@@ -18,9 +19,10 @@ inline constexpr const char* kCheckpointFormat = "metro-checkpoint-1";
 
 template <class T, class D>
 void save_checkpoint(const std::string& path, const MetroNetwork<T, D>& net, const nn::Optimizer<T, D>* optimizer = nullptr,
-                     const std::map<std::string, std::string>& metadata = {}) {
+                     const std::map<std::string, std::string>& metadata = {}, const std::map<std::string, io::TensorRecord>& extra_tensors = {}) {
   io::SafeTensorsFile file;
   file.metadata = metadata;
+  file.tensors = extra_tensors;
   file.metadata["format"] = kCheckpointFormat;
   file.metadata["config"] = to_json(net.config()).dump();
   for (const auto& [name, t] : net.state_dict()) file.tensors.emplace("model." + name, nn::record_from_tensor(t));

@@ -2,8 +2,8 @@
 // A body model in one file: what training, evaluation and inference take from a
 // body model (a MeshHierarchy), stored as safetensors, so that a real template
 // mesh with its sampling matrices and joint regressor (SMPL's, MANO's) can replace
-// the procedural body: metro_train / metro_eval / metro_infer / metro_attention
-// --body FILE. docs/data.md tells how to write one from the official METRO files.
+// the procedural body: metro_train --body FILE. docs/data.md tells how to write
+// one from the official METRO files.
 //
 //   template_joints     F32 (J, 3)      rest joints    } camera orientation (x right, y down,
 //   template_vertices   F32 (V_c, 3)    rest vertices  } z forward), pelvis at the origin
@@ -15,14 +15,17 @@
 //   coarse_to_mid (V_m, V_c), mid_to_full (V_f, V_m)     upsampling    } CSR arrays: NAME.shape I64 (2),
 //                                 NAME.indptr I32 (rows + 1), NAME.indices I32 (nnz), NAME.data F32 (nnz)
 //
-// J is 14: the evaluation joints in LSP order (eval/metrics.hpp). A network trained
-// on a body records it in its checkpoint (body_fingerprint), and body_for_checkpoint
-// refuses another body for it.
+// J is 14: the evaluation joints in LSP order (eval/metrics.hpp). The trainer's
+// checkpoints carry the body they were trained on (checkpoint_body_tensors), so
+// only the first training run needs the file.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -201,12 +204,8 @@ inline MeshHierarchy body_from_safetensors(io::SafeTensorsFile file, const std::
 // Reads a body file (body_from_safetensors's checks).
 inline MeshHierarchy load_body_file(const std::string& path) { return body_from_safetensors(io::load_safetensors(path), path); }
 
-// What a checkpoint records of the body it was trained on: "procedural", or for
-// a body file "file:" and a 64-bit FNV-1a hash of its tensors (16 hex digits).
-// (The procedural body is rebuilt by each program, and its last bits can differ
-// between builds: contracted multiply-adds, so it is named, not hashed.)
+// A 64-bit FNV-1a hash of a body's tensors, as 16 hex digits: equal for the same body.
 inline std::string body_fingerprint(const MeshHierarchy& mesh) {
-  if (mesh.coarse_level >= 0) return "procedural";
   std::uint64_t hash = 14695981039346656037ull;
   const auto mix = [&hash](const auto& bytes) {
     for (const auto byte : bytes) hash = (hash ^ static_cast<std::uint8_t>(byte)) * 1099511628211ull;
@@ -214,32 +213,48 @@ inline std::string body_fingerprint(const MeshHierarchy& mesh) {
   for (const auto& [name, record] : to_safetensors(mesh).tensors) mix(name), mix(record.data);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
-  return std::string("file:") + hex;
+  return hex;
 }
 
-// The body a network works on: a body file, or (no file) the procedural body's
-// levels for the network's token count; ValueError when the sizes do not fit.
-inline MeshHierarchy body_for_network(const model::MetroConfig& config, const std::string& body_file) {
-  if (body_file.empty()) return MeshHierarchy::for_network(config);
-  MeshHierarchy mesh = load_body_file(body_file);
-  check_network_matches(config, mesh);
-  return mesh;
+// A trainer's checkpoint carries the body it was trained on, as the body file's
+// tensors under "body.": evaluation, inference and resumption then use exactly
+// those matrices and that template. (The procedural body is rebuilt by every
+// program, and which vertices its coarse levels keep can differ between builds:
+// -O0 against -O3 -march=native, with contracted multiply-adds and other
+// summation orders, picks other edge collapses.)
+inline constexpr const char* kCheckpointBodyPrefix = "body.";
+
+inline std::map<std::string, io::TensorRecord> checkpoint_body_tensors(const MeshHierarchy& mesh) {
+  std::map<std::string, io::TensorRecord> out;
+  for (auto& [name, record] : to_safetensors(mesh).tensors) out.emplace(kCheckpointBodyPrefix + name, std::move(record));
+  return out;
 }
 
-// The body a checkpoint's network was trained on, from `body_file` (empty: the
-// procedural body); ValueError when the checkpoint records another body (metadata
-// "body"; checkpoints older than body files record none) or the sizes do not fit.
+// The body a checkpoint carries; none in checkpoints from before bodies were stored.
+inline std::optional<MeshHierarchy> checkpoint_body(const io::SafeTensorsFile& checkpoint, const std::string& path) {
+  io::SafeTensorsFile body;
+  for (const auto& [name, record] : checkpoint.tensors)
+    if (name.starts_with(kCheckpointBodyPrefix)) body.tensors.emplace(name.substr(std::string_view(kCheckpointBodyPrefix).size()), record);
+  if (body.tensors.empty()) return std::nullopt;
+  return body_from_safetensors(std::move(body), path + " (its body)");
+}
+
+// The body for a checkpoint's network: the one it carries; a body file given with
+// it (`body_file`, e.g. metro_train --body with --resume) must be that same body.
+// A checkpoint without one gets the procedural body's levels for its token count.
+// ValueError when the sizes do not fit the network or the bodies differ.
 inline MeshHierarchy body_for_checkpoint(const io::SafeTensorsFile& checkpoint, const std::string& path, const model::MetroConfig& config,
-                                         const std::string& body_file) {
-  const auto recorded = checkpoint.metadata.find("body");
-  const std::string trained_on = recorded == checkpoint.metadata.end() ? "" : recorded->second;
-  if (body_file.empty() && trained_on.starts_with("file:"))
-    throw ValueError(path + ": the network was trained on a body file (" + trained_on + "): pass it with --body");
-  MeshHierarchy mesh = body_for_network(config, body_file);
-  if (!trained_on.empty() && trained_on != body_fingerprint(mesh))
-    throw ValueError(path + ": the network was trained on another body model (" + trained_on + ", this one is " + body_fingerprint(mesh) +
-                     "): pass the --body file it was trained with, or none for the procedural body");
-  return mesh;
+                                         const std::string& body_file = "") {
+  std::optional<MeshHierarchy> body = checkpoint_body(checkpoint, path);
+  if (!body_file.empty()) {
+    MeshHierarchy given = load_body_file(body_file);
+    if (body && body_fingerprint(*body) != body_fingerprint(given))
+      throw ValueError(path + ": the network was trained on another body than " + body_file + " (the checkpoint carries its own; leave --body out)");
+    body = std::move(given);
+  }
+  if (!body) return MeshHierarchy::for_network(config);
+  check_network_matches(config, *body);
+  return std::move(*body);
 }
 
 }  // namespace metro::train

@@ -12,18 +12,17 @@
 namespace metro::train {
 
 // A metro_train checkpoint, ready to use: the network (built from the config
-// stored in the checkpoint, in eval mode) and the body it was trained on.
+// stored in the checkpoint, in eval mode) and the body it was trained on (which
+// the checkpoint carries: train/body_file.hpp).
 struct TrainedModel {
   std::unique_ptr<model::MetroNetwork<float>> net;
   MeshHierarchy mesh;
 };
 
-// `body_file`: the --body file the network was trained with (none: the procedural
-// body). ValueError when the checkpoint records another body or its sizes differ.
-inline TrainedModel load_trained(const std::string& checkpoint, const std::string& body_file = "") {
+inline TrainedModel load_trained(const std::string& checkpoint) {
   const io::SafeTensorsFile file = io::load_safetensors(checkpoint);
   const model::MetroConfig config = model::checkpoint_config(file, checkpoint);
-  MeshHierarchy mesh = body_for_checkpoint(file, checkpoint, config, body_file);
+  MeshHierarchy mesh = body_for_checkpoint(file, checkpoint, config);
   auto net = std::make_unique<model::MetroNetwork<float>>(config);
   model::load_checkpoint(checkpoint, *net);
   net->eval();

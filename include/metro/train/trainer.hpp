@@ -56,11 +56,10 @@ struct TrainState {
   std::uint64_t mask_seed = 0, mask_offset = 0;
 };
 
-inline std::map<std::string, std::string> state_metadata(const TrainState& s, const TrainOptions& o, const std::string& body) {
+inline std::map<std::string, std::string> state_metadata(const TrainState& s, const TrainOptions& o) {
   return {{"step", std::to_string(s.step)},       {"train_seconds", std::to_string(s.train_seconds)},
           {"mask_seed", std::to_string(s.mask_seed)}, {"mask_offset", std::to_string(s.mask_offset)},
-          {"seed", std::to_string(o.seed)},       {"batch_size", std::to_string(o.batch_size)},
-          {"body", body}};
+          {"seed", std::to_string(o.seed)},       {"batch_size", std::to_string(o.batch_size)}};
 }
 
 inline TrainState state_from_metadata(const io::SafeTensorsFile& file, const std::string& path) {
@@ -189,7 +188,7 @@ class Trainer {
       if (body_file) check_network_matches(config, *body_file);
       mesh_ = body_file ? std::move(*body_file) : MeshHierarchy::for_network(config);
     }
-    body_fingerprint_ = body_fingerprint(mesh_);
+    body_tensors_ = checkpoint_body_tensors(mesh_);
     net_ = std::make_unique<model::MetroNetwork<float>>(config, init);
     init_from_body(*net_, mesh_);  // a resumed run then loads every parameter and buffer from its checkpoint
     optimizer_ = std::make_unique<nn::Adam<float>>(net_->parameters(), nn::AdamOptions{o_.lr, 0.9, 0.999, 1e-8, o_.weight_decay});
@@ -279,7 +278,7 @@ class Trainer {
     state_.train_seconds = elapsed();
     start_ = now();
     state_.mask_seed = net_->mask_generator().seed(), state_.mask_offset = net_->mask_generator().offset();
-    model::save_checkpoint(checkpoint_path(), *net_, optimizer_.get(), state_metadata(state_, o_, body_fingerprint_));
+    model::save_checkpoint(checkpoint_path(), *net_, optimizer_.get(), state_metadata(state_, o_), body_tensors_);
   }
 
   int stop_for_signal(int sig) {
@@ -321,7 +320,7 @@ class Trainer {
 
   TrainOptions o_;
   MeshHierarchy mesh_{MeshHierarchy::Empty{}};  // the network's, set in build_network()
-  std::string body_fingerprint_;                // of mesh_, recorded in checkpoints
+  std::map<std::string, io::TensorRecord> body_tensors_;  // mesh_, carried by every checkpoint
   data::Dataset train_set_;
   std::optional<data::Dataset> val_set_;
   std::unique_ptr<model::MetroNetwork<float>> net_;
