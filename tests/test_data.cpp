@@ -25,6 +25,7 @@
 #include "metro/render/rasterizer.hpp"
 #include "metro/train/body_file.hpp"
 #include "metro/train/targets.hpp"
+#include "metro/train/visualize.hpp"
 
 namespace fs = std::filesystem;
 using namespace metro;
@@ -745,4 +746,36 @@ TEST_CASE("body file: a network and its data loader take the body's sizes and mi
   const model::MetroConfig config = train::preset_config("small", 64, &body);
   CHECK(config.num_coarse_vertices == 108);
   CHECK(config.upsample_sizes == std::vector<std::int64_t>{431, 6890});
+}
+
+TEST_CASE("to_tensors: mesh targets centred on the mesh's own pelvis; a dataset without meshes trains with has_mesh 0") {
+  const train::MeshHierarchy mesh(3);
+  const body::BodyModel& body = body::BodyModel::get();
+  data::Batch batch(2, 8, 14, 6890);
+  std::fill(batch.has_mesh.begin(), batch.has_mesh.end(), 1.0f);
+  const std::vector<metro::Vec3f> rest = body.rest_vertices(0);
+  for (int b = 0; b < 2; ++b)
+    for (int i = 0; i < 6890; ++i)  // sample 1 as a label without 3D joints leaves it: not centred at all
+      for (int c = 0; c < 3; ++c) batch.vertices[static_cast<std::size_t>((b * 6890 + i) * 3 + c)] = rest[static_cast<std::size_t>(i)][c] + (b == 1 ? 4.0f : 0.0f);
+  const train::BatchTensors t = train::to_tensors(batch, mesh);
+  const TensorF joints = nn::regress_joints(mesh.regressor, t.targets.full_vertices);  // (2, 14, 3)
+  const TensorF pelvis = (narrow(joints, 1, 2, 1) + narrow(joints, 1, 3, 1)) * 0.5f;
+  CHECK(max(abs(pelvis)).item() < 1e-5);
+  const TensorF& full = t.targets.full_vertices;
+  CHECK(max(abs(narrow(full, 0, 0, 1) - narrow(full, 0, 1, 1))).item() < 1e-5);  // the offset is gone
+  CHECK(t.targets.has_mesh.to_vector() == std::vector<float>{1, 1});
+
+  data::Batch joints_only(2, 8, 14, 0);
+  std::fill(joints_only.has_mesh.begin(), joints_only.has_mesh.end(), 1.0f);
+  const train::BatchTensors u = train::to_tensors(joints_only, mesh);
+  CHECK(u.targets.full_vertices.shape() == Shape{2, 6890, 3});
+  CHECK(u.targets.coarse_vertices.shape() == Shape{2, 108, 3});
+  CHECK(u.targets.has_mesh.to_vector() == std::vector<float>{0, 0});
+}
+
+TEST_CASE("box_crop: the square of side 1.2 max(w, h) around the person box") {
+  const train::Crop crop = train::box_crop(40, 10, 200, 260);
+  CHECK(crop.side == doctest::Approx(312));
+  CHECK(crop.x0 == doctest::Approx(40 + 100 - 156));
+  CHECK(crop.y0 == doctest::Approx(10 + 130 - 156));
 }

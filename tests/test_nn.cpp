@@ -461,3 +461,37 @@ TEST_CASE("check_layer: pointwise and chunked convolutions") {
   for (std::int64_t n = 0; n < 3; ++n)
     CHECK(relative_error(select(y, 0, n), as_double(big(narrow(x, 0, n, 1)).select(0, 0))) < 1e-6);
 }
+
+// A layer of many trivial ops, so that its recomputation grows the tape past its pruning point.
+struct ManyOps : Layer<double> {
+  TensorD forward(const TensorD& x) override {
+    TensorD y = x;
+    for (int i = 0; i < 200; ++i) y = y * 1.0;
+    return y;
+  }
+};
+
+TEST_CASE("checkpoint: a recomputation that grows the tape keeps the gradients still waiting on it") {
+  const TensorD w = full<double>({1}, 1.0).requires_grad_(), x = full<double>({1}, 2.0).requires_grad_();
+  ManyOps layer;
+  TensorD out;
+  {
+    const TensorD h = w * 3.0;  // its gradient waits on the tape while the checkpoint recomputes
+    TensorD f = x;
+    for (int i = 0; i < 1000; ++i) f = f * 1.0;
+    out = sum(h + checkpoint(layer, f));
+  }
+  out.backward();
+  REQUIRE(w.grad().defined());
+  CHECK(w.grad().item() == 3.0);
+  CHECK(x.grad().item() == 1.0);
+}
+
+TEST_CASE("layers: default dropout seeds differ, batch-norm statistics must be contiguous") {
+  Dropout<float> a(0.5), b(0.5);  // distinct default seeds: distinct masks
+  const TensorF x = ones<float>({64});
+  CHECK(a(x).to_vector() != b(x).to_vector());
+  const TensorF per_channel = ones<float>({1});
+  CHECK_THROWS_AS(batch_norm(zeros<float>({2, 4, 3}), per_channel.expand({4}), zeros<float>({4}), zeros<float>({4}), ones<float>({4}), true, 0.1, 1e-5),
+                  ShapeError);
+}

@@ -463,3 +463,9 @@ TEST_CASE("gradcheck of every loss (float64)") {
   check("gated_l1_loss, all gated off",
         metro::gradcheck([](const std::vector<TensorD>& x) { return gated_l1_loss(x[0], x[1], metro::zeros<double>({3})); }, pair));
 }
+
+TEST_CASE("optimizer: a parameter listed twice is refused (it would be updated twice per step)") {
+  const TensorF w = parameter(metro::ones<float>({2, 3}));
+  CHECK_THROWS_AS(SGD<float>({w, w}, SGDOptions{.lr = 0.1}), metro::ValueError);
+  CHECK_NOTHROW(SGD<float>({w}, SGDOptions{.lr = 0.1}));
+}

@@ -407,7 +407,7 @@ TEST_SUITE("matmul") {
   TEST_CASE("shape errors") {
     CHECK(error_message([] { matmul(zeros<float>({2, 3}), zeros<float>({4, 5})); }) == "matmul: (2, 3) @ (4, 5): inner dims 3 != 4");
     CHECK(error_message([] { matmul(zeros<float>({2, 2, 3}), zeros<float>({3, 3, 1})); }) ==
-          "matmul: shapes (2) and (3) cannot be broadcast (dim 0: 2 vs 3)");
+          "matmul: the batch dimensions of (2, 2, 3) and (3, 3, 1) do not broadcast");
   }
 }
 
@@ -618,4 +618,60 @@ TEST_CASE("printing") {
   std::ostringstream big;
   big << arange<float>(0, 100);
   CHECK(big.str() == "tensor([0, 1, 2, ..., 97, 98, 99], shape=(100))");
+}
+
+// ---- misuse that must be an error, not a wrong result ----
+
+TEST_CASE("autograd: a graph runs once; a second backward through it is an error, not a silent no-op") {
+  const TensorD x = full<double>({1}, 3.0).requires_grad_();
+  const TensorD h = x * x;
+  const TensorD first = sum(h), second = sum(h * 2.0);
+  first.backward();
+  CHECK(x.grad().item() == 6.0);
+  CHECK_THROWS_AS(second.backward(), AutogradError);  // h's backward already ran (PyTorch: retain_graph)
+  CHECK_THROWS_AS(first.backward(), AutogradError);
+  const TensorD z = full<double>({1}, 2.0).requires_grad_();
+  const TensorD cleared = sum(z * 3.0);
+  clear_tape();
+  CHECK_THROWS_WITH_AS(cleared.backward(),
+                       "backward: reached a tensor () whose backward already ran or was cleared (a second backward through the same graph, "
+                       "or one after clear_tape(); recompute the forward)",
+                       AutogradError);
+  const TensorD again = sum(z * 3.0);  // a new forward works
+  again.backward();
+  CHECK(z.grad().item() == 3.0);
+}
+
+TEST_CASE("autograd: an exception in a backward clears the tape; the next backward is exact") {
+  const TensorD w = full<double>({1}, 1.0).requires_grad_();
+  {
+    const TensorD a = w * 7.0;  // its entry must not run in a later backward
+    TensorD thrower = a * 1.0;
+    autograd::record(thrower, [](const TensorD&) { throw ValueError("a backward that fails"); });
+    CHECK_THROWS_AS(sum(thrower).backward(), ValueError);
+  }
+  w.zero_grad();
+  sum(w * 5.0).backward();
+  CHECK(w.grad().item() == 5.0);  // nothing of the failed graph ran afterwards
+  CHECK(autograd::tape().size() == 0);
+}
+
+TEST_CASE("in-place writes and views: clear errors where the result would be wrong") {
+  CHECK_THROWS_WITH_AS(narrow(arange<float>(0, 5), 0, 2, 10), "narrow: [2, 2 + 10) outside dim 0 of shape (5)", ShapeError);
+  CHECK(narrow(arange<float>(0, 5), 0, 2, 3).shape() == Shape{3});
+  CHECK_THROWS_WITH_AS(reshape(arange<float>(0, 16), {16777232, 1099510579201}),
+                       "reshape: shape (16777232, 1099510579201) has more than 2^63 elements", ShapeError);
+  CHECK_THROWS_AS(zeros<float>({-2, 3}), ShapeError);
+  const TensorF empty_rows = zeros<float>({3, 0});  // zero-width tensors go through every map
+  CHECK((empty_rows + 1.0f).shape() == Shape{3, 0});
+  CHECK(cat(std::vector<TensorF>{zeros<float>({2, 0}), ones<float>({2, 2})}, 1).shape() == Shape{2, 2});
+  const TensorF base = zeros<float>({1});
+  CHECK_THROWS_AS(fill_(base.expand({4}), 1.0f), ShapeError);
+  const TensorF leaf = zeros<float>({2}).requires_grad_();
+  CHECK_THROWS_AS(copy_(leaf, ones<float>({2})), AutogradError);
+  {
+    NoGradGuard no_grad;  // as optimizers and initializers write
+    copy_(leaf, ones<float>({2}));
+  }
+  CHECK(leaf.to_vector() == std::vector<float>{1, 1});
 }

@@ -4,6 +4,12 @@
 // that turns the output's gradient into gradients of the inputs. backward() runs
 // the entries in reverse order of recording, which is a valid reverse topological
 // order because an op can only consume tensors that already exist.
+//
+// An entry runs once: a second backward through the same graph, or one after
+// clear_tape(), reaches a tensor whose entry is gone, which accumulate_grad
+// reports (AutogradError) instead of dropping the gradient (PyTorch's
+// retain_graph has no counterpart). An exception thrown by a backward clears the
+// tape, so no half-propagated gradient is run later.
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -14,13 +20,18 @@ namespace metro::autograd {
 
 struct TapeEntry {
   std::shared_ptr<void> output;  // the output's autograd record (AutogradMeta)
+  bool* on_tape = nullptr;       // that record's flag: true while this entry is recorded
   std::function<bool()> run;     // runs the backward if the output received a gradient; returns whether it ran
 };
 
 class Tape {
  public:
+  // Not pruned during a backward: an entry whose output only the tape holds may
+  // still have a gradient to pass on (its consumer ran and is gone), and a
+  // backward can record (nn::checkpoint's recomputation).
   void record(TapeEntry entry) {
-    if (entries_.size() >= prune_at_) prune();
+    *entry.on_tape = true;
+    if (entries_.size() >= prune_at_ && !in_backward_) prune();
     entries_.push_back(std::move(entry));
   }
 
@@ -28,16 +39,32 @@ class Tape {
   // Entries that received no gradient belong to other graphs and stay recorded.
   void run_backward() {
     std::vector<TapeEntry> untouched;
-    while (!entries_.empty()) {
-      TapeEntry entry = std::move(entries_.back());
-      entries_.pop_back();
-      if (!entry.run()) untouched.push_back(std::move(entry));
+    in_backward_ = true;
+    try {
+      while (!entries_.empty()) {
+        TapeEntry entry = std::move(entries_.back());
+        entries_.pop_back();
+        *entry.on_tape = false;  // a backward sends gradients to its inputs, never to its own output
+        if (!entry.run()) {
+          *entry.on_tape = true;
+          untouched.push_back(std::move(entry));
+        }
+      }
+    } catch (...) {
+      in_backward_ = false;
+      for (TapeEntry& entry : untouched) *entry.on_tape = false;
+      clear();
+      throw;
     }
+    in_backward_ = false;
     entries_.assign(std::make_move_iterator(untouched.rbegin()), std::make_move_iterator(untouched.rend()));
     prune();
   }
 
-  void clear() noexcept { entries_.clear(); }
+  void clear() noexcept {
+    for (TapeEntry& entry : entries_) *entry.on_tape = false;
+    entries_.clear();
+  }
   std::size_t size() const noexcept { return entries_.size(); }
 
  private:
@@ -54,6 +81,7 @@ class Tape {
 
   std::vector<TapeEntry> entries_;
   std::size_t prune_at_ = 1024;
+  bool in_backward_ = false;
 };
 
 inline Tape& tape() {

@@ -107,6 +107,7 @@ struct Kernels<cpu> {
   template <class T, class Out, std::size_t N, class F>
   static void map(const Shape& shape, Out* out, const Strides& out_strides, const std::array<const T*, N>& in,
                   const std::array<const Strides*, N>& in_strides, F f) {
+    if (shape.numel() == 0) return;
     std::array<const Strides*, N + 1> all{&out_strides};
     for (std::size_t k = 0; k < N; ++k) all[k + 1] = in_strides[k];
     const LoopPlan<N + 1> plan = make_loop_plan<N + 1>(shape, all);

@@ -126,9 +126,9 @@ struct DeviceMemory {
 template <>
 class Allocator<cuda> : public detail::CachingAllocator<detail::DeviceMemory> {
  public:
-  static Allocator& instance() {
-    static Allocator allocator;
-    return allocator;
+  static Allocator& instance() {  // never destroyed, as Allocator<cpu>
+    static Allocator* allocator = new Allocator;
+    return *allocator;
   }
 
  private:

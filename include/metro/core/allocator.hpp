@@ -133,9 +133,11 @@ struct HostMemory {
 template <>
 class Allocator<cpu> : public detail::CachingAllocator<detail::HostMemory> {
  public:
+  // Never destroyed: tensors in static or global objects free their memory after
+  // the function-local statics are gone.
   static Allocator& instance() {
-    static Allocator allocator;
-    return allocator;
+    static Allocator* allocator = new Allocator;
+    return *allocator;
   }
 
  private:

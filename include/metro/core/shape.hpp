@@ -75,6 +75,16 @@ class Shape {
   int rank_ = 0;
 };
 
+// The number of elements of `shape`; ShapeError (naming `op`) on a negative
+// dimension or a product that overflows int64.
+inline std::int64_t checked_numel(const Shape& shape, const char* op) {
+  std::int64_t n = 1;
+  for (auto d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      throw ShapeError(std::string(op) + ": shape " + shape.str() + (d < 0 ? " has a negative dimension" : " has more than 2^63 elements"));
+  return n;
+}
+
 // Strides are element counts per dimension, stored the same way as a shape
 // (they may be 0 for broadcast dimensions).
 using Strides = std::array<std::int64_t, Shape::kMaxRank>;

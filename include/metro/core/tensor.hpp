@@ -46,6 +46,7 @@ struct AutogradMeta {
   Tensor<T, Device> grad;    // accumulated gradient, undefined until backward reaches the tensor
   bool is_leaf = true;       // created by the user (parameters), not by an op
   bool retain_grad = false;  // keep the gradient of a non-leaf after backward
+  bool on_tape = false;      // a non-leaf whose backward is still recorded (autograd/tape.hpp)
 };
 
 template <class T, class Device>
@@ -69,9 +70,7 @@ class Tensor {
 
   // A new contiguous tensor with uninitialized contents.
   static Tensor empty(const Shape& shape) {
-    for (auto d : shape)
-      if (d < 0) throw ShapeError("empty: negative dimension in " + shape.str());
-    return Tensor(std::make_shared<detail::Storage<T, Device>>(shape.numel()), shape, contiguous_strides(shape), 0);
+    return Tensor(std::make_shared<detail::Storage<T, Device>>(checked_numel(shape, "empty")), shape, contiguous_strides(shape), 0);
   }
 
   // A view of `base`'s storage with its own geometry; it does not require grad

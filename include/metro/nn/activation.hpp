@@ -1,5 +1,6 @@
 #pragma once
 // Parameter-free layers: ReLU, GELU (erf form, as BERT/METRO), Softmax and Dropout.
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -85,11 +86,18 @@ Tensor<T, D> dropout(const Tensor<T, D>& x, double p, bool training, Generator& 
 // A seed for a layer's own generator, drawn from `gen` (distinct layers get distinct masks).
 inline std::uint64_t fresh_seed(Generator& gen) { return random_bits(gen.seed(), gen.reserve(1)); }
 
+// Seeds for Dropout layers built without one: 1, 2, 3... in construction order,
+// so that no two such layers draw the same masks.
+inline std::uint64_t next_dropout_seed() {
+  static std::atomic<std::uint64_t> count{0};
+  return ++count;
+}
+
 template <class T, class D = cpu>
 class Dropout : public Layer<T, D> {
  public:
   // The generator is seeded here and owned by the layer: masks are reproducible.
-  explicit Dropout(double p = 0.1, std::uint64_t seed = 0) : p_(p), gen_(seed) {
+  explicit Dropout(double p = 0.1, std::uint64_t seed = next_dropout_seed()) : p_(p), gen_(seed) {
     if (p < 0 || p >= 1) throw ValueError("Dropout: probability must be in [0, 1), got " + std::to_string(p));
   }
   Tensor<T, D> forward(const Tensor<T, D>& x) override { return dropout(x, p_, this->is_training(), gen_); }

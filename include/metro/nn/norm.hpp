@@ -205,9 +205,9 @@ Tensor<T, D> batch_norm(const Tensor<T, D>& x, const Tensor<T, D>& weight, const
   const std::int64_t batch = x.shape()[0], channels = x.shape()[1], spatial = x.numel() / std::max<std::int64_t>(1, batch * channels);
   const std::int64_t count = batch * spatial;
   for (const auto* t : {&weight, &bias, &running_mean, &running_var})
-    if (!(t->shape() == Shape{channels}))
-      throw ShapeError("batch_norm: input " + x.shape().str() + " needs per-channel tensors (" + std::to_string(channels) +
-                       "), got " + t->shape().str());
+    if (!(t->shape() == Shape{channels}) || !t->is_contiguous())  // read (and the running statistics written) as plain arrays
+      throw ShapeError("batch_norm: input " + x.shape().str() + " needs contiguous per-channel tensors (" + std::to_string(channels) +
+                       "), got " + t->shape().str() + (t->is_contiguous() ? "" : " (a strided view)"));
   if (training && count < 2) throw ValueError("batch_norm: training needs more than one value per channel, got " + x.shape().str());
   const Tensor<T, D> input = contiguous(x.detach());
   Tensor<T, D> y = empty<T, D>(x.shape()), mean = empty<T, D>({channels}), invstd = empty<T, D>({channels});

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -122,9 +123,13 @@ class Optimizer {
         buffer_names_(std::move(buffer_names)),
         buffers_(buffer_names_.size(), std::vector<TensorType>(params_.size())) {
     set_lr(lr);
-    for (std::size_t i = 0; i < params_.size(); ++i)
+    std::set<const T*> seen;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
       if (!params_[i].defined() || !params_[i].is_contiguous())
         throw ValueError("optimizer: parameter " + std::to_string(i) + " is undefined or not contiguous");
+      if (params_[i].numel() > 0 && !seen.insert(params_[i].data()).second)
+        throw ValueError("optimizer: parameter " + std::to_string(i) + " is listed twice (or shares memory with an earlier one): it would be updated twice per step");
+    }
   }
 
   // Updates parameter i in place from its (contiguous) gradient.

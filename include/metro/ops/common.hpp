@@ -106,7 +106,7 @@ void record(Tensor<T, D>& out, Backward backward) {
   meta->is_leaf = false;
   out.impl().autograd = meta;
   detail::AutogradMeta<T, D>* m = meta.get();  // owned by the entry for as long as the closure lives
-  tape().record({std::move(meta), [m, backward = std::move(backward)]() mutable {
+  tape().record({std::move(meta), &m->on_tape, [m, backward = std::move(backward)]() mutable {
                    if (!m->grad.defined()) return false;
                    Tensor<T, D> grad = m->grad;
                    if (!m->retain_grad) m->grad = Tensor<T, D>();
@@ -126,9 +126,15 @@ void add_(Tensor<T, D>& dst, const Tensor<T, D>& src);
 
 namespace autograd {
 
-// current += grad (grad already of current's shape); the first gradient is kept as is.
+// meta.grad += grad (grad already of the tensor's shape); the first gradient is kept
+// as is. A non-leaf must still have its backward on the tape (tape.hpp).
 template <class T, class D>
-void add_grad(Tensor<T, D>& current, Tensor<T, D> grad) {
+void add_grad(detail::AutogradMeta<T, D>& meta, const Shape& shape, Tensor<T, D> grad) {
+  if (!meta.is_leaf && !meta.on_tape)
+    throw AutogradError("backward: reached a tensor " + shape.str() +
+                        " whose backward already ran or was cleared (a second backward through the same graph, or one after "
+                        "clear_tape(); recompute the forward)");
+  Tensor<T, D>& current = meta.grad;
   if (!current.defined())
     current = grad.is_contiguous() ? std::move(grad) : grad.contiguous();
   else if (current.uniquely_owned())
@@ -142,7 +148,7 @@ template <class T, class D>
 void accumulate_grad(const Tensor<T, D>& input, Tensor<T, D> grad) {
   if (!input.requires_grad()) return;
   if (!(grad.shape() == input.shape())) grad = sum_to(grad, input.shape());
-  add_grad(input.meta("accumulate_grad").grad, std::move(grad));
+  add_grad(input.meta("accumulate_grad"), input.shape(), std::move(grad));
 }
 
 // What a backward needs to send a gradient to an input, without keeping the
@@ -165,7 +171,7 @@ template <class T, class D>
 void accumulate_grad(const GradTarget<T, D>& target, Tensor<T, D> grad) {
   if (!target.requires_grad()) return;
   if (!(grad.shape() == target.shape)) grad = sum_to(grad, target.shape);
-  add_grad(target.meta->grad, std::move(grad));
+  add_grad(*target.meta, target.shape, std::move(grad));
 }
 
 }  // namespace autograd

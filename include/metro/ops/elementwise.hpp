@@ -47,9 +47,25 @@ Tensor<T, D> map(const Tensor<T, D>& a, const Tensor<T, D>& b, const Tensor<T, D
   return y;
 }
 
+// What an in-place write needs of its destination: no element reached twice (a
+// broadcast view: the writes would race), and not a tensor that requires grad
+// while recording (its value may be saved for a backward, which would then be
+// wrong silently; optimizers and initializers write under NoGradGuard).
+template <class T, class D>
+void check_writable(const Tensor<T, D>& dst, const char* op) {
+  for (int d = 0; d < dst.dim(); ++d)
+    if (dst.strides()[static_cast<std::size_t>(d)] == 0 && dst.shape()[d] > 1)
+      throw ShapeError(std::string(op) + ": the destination " + dst.shape().str() + " is a broadcast view (dimension " + std::to_string(d) +
+                       " has stride 0)");
+  if (autograd::grad_enabled() && dst.requires_grad())
+    throw AutogradError(std::string(op) + ": in-place write into a tensor " + dst.shape().str() +
+                        " that requires grad while recording (use NoGradGuard)");
+}
+
 // dst[i] = f(dst[i], src[i]) in place; src broadcasts to dst's shape. Not recorded.
 template <class T, class D, class F>
 void update_(const Tensor<T, D>& dst, const Tensor<T, D>& src, F f, const char* op = "update_") {
+  check_writable(dst, op);
   if (!(broadcast_shapes(dst.shape(), src.shape(), op) == dst.shape()))
     throw ShapeError(std::string(op) + ": cannot write shape " + src.shape().str() + " into " + dst.shape().str());
   const Strides ss = broadcast_strides(src, dst.shape());
@@ -81,6 +97,7 @@ void add_(Tensor<T, D>& dst, const Tensor<T, D>& src) {
 }
 template <class T, class D>
 void fill_(const Tensor<T, D>& dst, T value) {
+  check_writable(dst, "fill_");
   backend::Kernels<D>::template map<T, T, 0>(dst.shape(), dst.data(), dst.strides(), {}, {}, fn::Fill<T>{value});
 }
 

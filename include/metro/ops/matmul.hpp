@@ -43,7 +43,12 @@ Tensor<T, D> matmul_forward(Tensor<T, D> a, Tensor<T, D> b) {
   Shape batch_a, batch_b;
   for (int i = 0; i + 2 < a.dim(); ++i) batch_a.push_back(a.shape()[i]);
   for (int i = 0; i + 2 < b.dim(); ++i) batch_b.push_back(b.shape()[i]);
-  const Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
+  Shape batch;
+  try {
+    batch = broadcast_shapes(batch_a, batch_b, "matmul");
+  } catch (const ShapeError&) {
+    throw ShapeError("matmul: the batch dimensions of " + a.shape().str() + " and " + b.shape().str() + " do not broadcast");
+  }
   if (!eigen_mappable(a)) a = contiguous(a);
   if (!eigen_mappable(b)) b = contiguous(b);
   Shape out_shape = batch;

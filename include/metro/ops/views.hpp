@@ -48,7 +48,7 @@ Tensor<T, D> reshape(const Tensor<T, D>& x, const Shape& requested) {
   if (infer >= 0 && known != 0) dims[static_cast<std::size_t>(infer)] = x.numel() / known;
   Shape shape;
   for (auto d : dims) shape.push_back(d);
-  if (shape.numel() != x.numel())
+  if (checked_numel(shape, "reshape") != x.numel())
     throw ShapeError("reshape: cannot view " + x.shape().str() + " (" + std::to_string(x.numel()) + " elements) as " +
                      requested.str());
   const Tensor<T, D> source = contiguous(x);
@@ -121,8 +121,13 @@ Tensor<T, D> slice(const Tensor<T, D>& x, int dim, std::int64_t start, std::int6
   });
 }
 
+// Elements [start, start + length) along dim, all inside it (unlike slice, which clips).
 template <class T, class D>
 Tensor<T, D> narrow(const Tensor<T, D>& x, int dim, std::int64_t start, std::int64_t length) {
+  dim = wrap_dim(dim, x.dim(), "narrow");
+  if (start < 0 || length < 0 || start > x.shape()[dim] - length)
+    throw ShapeError("narrow: [" + std::to_string(start) + ", " + std::to_string(start) + " + " + std::to_string(length) + ") outside dim " +
+                     std::to_string(dim) + " of shape " + x.shape().str());
   return slice(x, dim, start, start + length);
 }
 

@@ -181,11 +181,33 @@ inline std::vector<float> downsample_batch(const body::SparseRowMatrix& matrix, 
   return result;
 }
 
+// (B, V, 3) meshes, each moved so that the pelvis of the joints regressed from it
+// (the mid-point of the hips, rows 2 and 3 of the (J, V) regressor) is at the
+// origin, as the official code centres its mesh targets (on the mesh's own
+// pelvis, whether or not the sample has 3D joint labels).
+inline std::vector<float> centred_on_mesh_pelvis(std::vector<float> vertices, const Tensor<float>& regressor, int batch) {
+  const std::int64_t v = regressor.shape()[1];
+  const float* hips[2] = {regressor.data() + nn::kRightHip * v, regressor.data() + nn::kLeftHip * v};
+  for (int b = 0; b < batch; ++b) {
+    float* mesh = vertices.data() + b * v * 3;
+    float pelvis[3] = {0, 0, 0};
+    for (const float* row : hips)
+      for (std::int64_t i = 0; i < v; ++i)
+        for (int c = 0; c < 3; ++c) pelvis[c] += 0.5f * row[i] * mesh[i * 3 + c];
+    for (std::int64_t i = 0; i < v; ++i)
+      for (int c = 0; c < 3; ++c) mesh[i * 3 + c] -= pelvis[c];
+  }
+  return vertices;
+}
+
 }  // namespace detail
 
+// A dataset without meshes (V = 0: 2D or 3D joints only) gets zero mesh targets and
+// has_mesh 0, so the vertex losses skip it.
 inline BatchTensors to_tensors(const data::Batch& batch, const MeshHierarchy& mesh) {
   const std::int64_t b = batch.batch_size, j = batch.num_joints, s = batch.image_size;
-  if (batch.num_vertices != mesh.full_vertices())
+  const bool meshes = batch.num_vertices > 0;
+  if (meshes && batch.num_vertices != mesh.full_vertices())
     throw ValueError("dataset meshes have " + std::to_string(batch.num_vertices) + " vertices, the body model " +
                      std::to_string(mesh.full_vertices()));
   BatchTensors out;
@@ -193,13 +215,15 @@ inline BatchTensors to_tensors(const data::Batch& batch, const MeshHierarchy& me
   auto& t = out.targets;
   t.joints_3d = from_vector<float>(batch.joints_3d, {b, j, 4});
   t.joints_2d = from_vector<float>(batch.joints_2d, {b, j, 3});
-  const std::vector<float> mid = detail::downsample_batch(mesh.full_to_mid, batch.vertices, batch.batch_size);
-  t.full_vertices = from_vector<float>(batch.vertices, {b, mesh.full_vertices(), 3});
+  const std::vector<float> full = meshes ? detail::centred_on_mesh_pelvis(batch.vertices, contiguous(mesh.regressor), batch.batch_size)
+                                         : std::vector<float>(static_cast<std::size_t>(b * mesh.full_vertices() * 3), 0.0f);
+  const std::vector<float> mid = detail::downsample_batch(mesh.full_to_mid, full, batch.batch_size);
+  t.full_vertices = from_vector<float>(full, {b, mesh.full_vertices(), 3});
   t.mid_vertices = from_vector<float>(mid, {b, mesh.mid_vertices(), 3});
   t.coarse_vertices = from_vector<float>(detail::downsample_batch(mesh.mid_to_coarse, mid, batch.batch_size), {b, mesh.coarse_vertices(), 3});
   t.has_2d = from_vector<float>(batch.has_2d, {b});
   t.has_3d = from_vector<float>(batch.has_3d, {b});
-  t.has_mesh = from_vector<float>(batch.has_mesh, {b});
+  t.has_mesh = meshes ? from_vector<float>(batch.has_mesh, {b}) : zeros<float>({b});
   return out;
 }
 

@@ -52,12 +52,13 @@ inline void install_stop_handlers() {
 // What a checkpoint records besides the weights and the optimizer.
 struct TrainState {
   std::int64_t step = 0;
+  std::int64_t batches = 0;  // taken from the loader: the steps and the skipped (non-finite) ones
   double train_seconds = 0;
   std::uint64_t mask_seed = 0, mask_offset = 0;
 };
 
 inline std::map<std::string, std::string> state_metadata(const TrainState& s, const TrainOptions& o) {
-  return {{"step", std::to_string(s.step)},       {"train_seconds", std::to_string(s.train_seconds)},
+  return {{"step", std::to_string(s.step)},       {"batches", std::to_string(s.batches)}, {"train_seconds", std::to_string(s.train_seconds)},
           {"mask_seed", std::to_string(s.mask_seed)}, {"mask_offset", std::to_string(s.mask_offset)},
           {"seed", std::to_string(o.seed)},       {"batch_size", std::to_string(o.batch_size)}};
 }
@@ -71,6 +72,7 @@ inline TrainState state_from_metadata(const io::SafeTensorsFile& file, const std
   try {
     TrainState s;
     s.step = std::stoll(get("step")), s.train_seconds = std::stod(get("train_seconds"));
+    s.batches = file.metadata.contains("batches") ? std::stoll(get("batches")) : s.step;  // older checkpoints: no skipped steps recorded
     s.mask_seed = std::stoull(get("mask_seed")), s.mask_offset = std::stoull(get("mask_offset"));
     return s;
   } catch (const std::logic_error& e) {
@@ -133,16 +135,17 @@ class Trainer {
     if (per_epoch == 0) throw ValueError("the training set (" + std::to_string(train_set_.size()) + " samples) is smaller than one batch");
     start_ = run_start_ = now();
     start_progress_ = progress();
-    start_epoch_at(loader, state_.step, per_epoch);
+    start_epoch_at(loader, state_.batches, per_epoch);
     int bad_in_a_row = 0;
     while (!finished()) {
       if (const int sig = stop_signal().load()) return stop_for_signal(sig);
       const auto t0 = now();
       std::optional<data::Batch> batch = loader.next();
       if (!batch) {
-        start_epoch_at(loader, state_.step, per_epoch);
+        start_epoch_at(loader, state_.batches, per_epoch);
         continue;
       }
+      ++state_.batches;
       times_.data += seconds_since(t0);
       if (!train_step(*batch, log)) {
         if (++bad_in_a_row >= 5)
@@ -199,10 +202,10 @@ class Trainer {
     net_->mask_generator().set_state(state_.mask_seed, state_.mask_offset);
   }
 
-  // Positions the loader at global step `step`: epoch step / E, skipping step % E batches.
-  void start_epoch_at(data::DataLoader& loader, std::int64_t step, std::int64_t per_epoch) {
-    loader.start_epoch(static_cast<std::uint64_t>(step / per_epoch));
-    for (std::int64_t skip = step % per_epoch; skip > 0; --skip) loader.next();
+  // Positions the loader after `batches` batches: epoch batches / E, skipping batches % E.
+  void start_epoch_at(data::DataLoader& loader, std::int64_t batches, std::int64_t per_epoch) {
+    loader.start_epoch(static_cast<std::uint64_t>(batches / per_epoch));
+    for (std::int64_t skip = batches % per_epoch; skip > 0; --skip) loader.next();
   }
 
   double elapsed() const { return state_.train_seconds + seconds_since(start_); }
