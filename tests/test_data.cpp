@@ -779,3 +779,36 @@ TEST_CASE("box_crop: the square of side 1.2 max(w, h) around the person box") {
   CHECK(crop.x0 == doctest::Approx(40 + 100 - 156));
   CHECK(crop.y0 == doctest::Approx(10 + 130 - 156));
 }
+
+TEST_CASE("body file: a body with other level sizes than the procedural presets builds and runs its own network") {
+  const body::BodyModel& model = body::BodyModel::get();
+  const train::MeshHierarchy small(3);
+  train::MeshHierarchy custom{train::MeshHierarchy::Empty{}};  // 108 tokens, mid 1723 (the procedural small: mid 431)
+  custom.full_to_mid = model.downsample(0, 1);
+  custom.mid_to_coarse = model.downsample(1, 3);
+  custom.coarse_to_mid = model.upsample(3, 1);
+  custom.mid_to_full = model.upsample(1, 0);
+  custom.regressor = small.regressor;
+  custom.template_joints = small.template_joints;
+  custom.template_vertices = small.template_vertices;
+  custom.faces = small.faces;
+  custom.joint_symmetry = small.joint_symmetry;
+  custom.vertex_symmetry = small.vertex_symmetry;
+  const ScratchDir dir("body_file_custom");
+  train::save_body_file(dir.file("custom.safetensors"), custom);
+  const train::MeshHierarchy loaded = train::load_body_file(dir.file("custom.safetensors"));
+  const model::MetroConfig config = train::preset_config("small", 64, &loaded);
+  CHECK(config.upsample_sizes == std::vector<std::int64_t>{1723, 6890});
+  Generator gen(5);
+  model::MetroNetwork<float> net(config, gen);
+  train::init_from_body(net, loaded);
+  net.eval();
+  NoGradGuard no_grad;
+  const auto out = net.forward(randn<float>({1, 3, 64, 64}, gen));
+  CHECK(out.mid_vertices.shape() == Shape{1, 1723, 3});
+  CHECK(out.full_vertices.shape() == Shape{1, 6890, 3});
+  io::SafeTensorsFile checkpoint;  // a checkpoint that carries this body, and one from before bodies were stored
+  checkpoint.tensors = train::checkpoint_body_tensors(loaded);
+  CHECK(train::body_for_checkpoint(checkpoint, "c.safetensors", config).mid_vertices() == 1723);
+  CHECK_THROWS_AS(train::body_for_checkpoint(io::SafeTensorsFile{}, "old.safetensors", config), ValueError);  // no procedural level fits
+}

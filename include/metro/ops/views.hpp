@@ -40,15 +40,13 @@ Tensor<T, D> contiguous(const Tensor<T, D>& x) {
 // Same elements in a new shape; one dimension may be -1 (inferred). A view when x is contiguous.
 template <class T, class D>
 Tensor<T, D> reshape(const Tensor<T, D>& x, const Shape& requested) {
-  std::vector<std::int64_t> dims(requested.begin(), requested.end());
-  std::int64_t known = 1;
+  Shape shape = requested;
   int infer = -1;
-  for (int i = 0; i < static_cast<int>(dims.size()); ++i)
-    if (dims[static_cast<std::size_t>(i)] == -1) infer = i; else known *= dims[static_cast<std::size_t>(i)];
-  if (infer >= 0 && known != 0) dims[static_cast<std::size_t>(infer)] = x.numel() / known;
-  Shape shape;
-  for (auto d : dims) shape.push_back(d);
-  if (checked_numel(shape, "reshape") != x.numel())
+  for (int i = 0; i < shape.size() && infer < 0; ++i)
+    if (shape[i] == -1) infer = i, shape[i] = 1;
+  const std::int64_t known = checked_numel(shape, "reshape");  // the inferred dimension counted as 1; a second -1 is an error
+  if (infer >= 0 && known != 0) shape[infer] = x.numel() / known;
+  if (shape.numel() != x.numel())
     throw ShapeError("reshape: cannot view " + x.shape().str() + " (" + std::to_string(x.numel()) + " elements) as " +
                      requested.str());
   const Tensor<T, D> source = contiguous(x);
