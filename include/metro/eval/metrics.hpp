@@ -8,9 +8,9 @@
 //   PA-MPJPE  mean per-joint error after a per-sample similarity Procrustes alignment.
 //   MPVE      mean per-vertex error after subtracting a pelvis from each mesh: the
 //             mid-hip of its regressed 14 joints, or passed explicitly (train/evaluate.hpp
-//             passes the predicted mesh's and the label skeleton's). The official evaluation
-//             uses the pelvis row of the H36M 17-joint regressor instead; a 14-joint
-//             regressor has no such row, and the mid-hip is the same point up to the regressor.
+//             centres both meshes on theirs). The official evaluation uses the pelvis row of
+//             the H36M 17-joint regressor instead; a 14-joint regressor has no such row, and
+//             the mid-hip is the same point up to the regressor.
 //   PA-MPVPE  mean per-vertex error after similarity Procrustes alignment.
 //   F-score   FreiHAND: precision = share of predicted points within d of the nearest
 //             ground-truth point, recall = the converse, F = 2PR / (P + R).

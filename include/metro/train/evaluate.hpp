@@ -35,14 +35,15 @@ inline io::json::Value to_json(const MeshMetrics& m) {
 }
 
 // Adds one sample: predicted full mesh (V, 3) and its regressed joints (J, 3)
-// against the labels, all in metres.
+// against the labels, all in metres; the label mesh centred on its own pelvis (the
+// mid-hip of the joints regressed from it, as the training targets: to_tensors).
 inline void add_sample(eval::MetricAccumulator& acc, const RowPoints& pred_vertices, const RowPoints& pred_joints,
                        const RowPoints& gt_vertices, const RowPoints& gt_joints) {
   const eval::Points pv(pred_vertices.data(), pred_vertices.rows()), pj(pred_joints.data(), pred_joints.rows());
   const eval::Points gv(gt_vertices.data(), gt_vertices.rows()), gj(gt_joints.data(), gt_joints.rows());
   acc.add("mpjpe_mm", eval::mpjpe(pj, gj));
   acc.add("pa_mpjpe_mm", eval::pa_mpjpe(pj, gj));
-  acc.add("mpve_mm", eval::mpve(pv, gv, eval::pelvis(pj), eval::pelvis(gj)));
+  acc.add("mpve_mm", eval::mpve(pv, gv, eval::pelvis(pj), Vec3f(0, 0, 0)));
   acc.add("pa_mpvpe_mm", eval::pa_mpvpe(pv, gv));
   const std::vector<Vec3f> aligned = eval::similarity_align(pv, gv);
   acc.add("f_at_5mm", eval::fscore(aligned, gv, 0.005).fscore);
@@ -66,11 +67,12 @@ inline RowPoints points_of(const float* data, std::int64_t b, std::int64_t n, st
   return out;
 }
 
-// Labels (joints, mesh) of sample `b` of a batch; false when it lacks either.
-inline bool batch_labels(const data::Batch& batch, int b, RowPoints& joints, RowPoints& vertices) {
+// Labels of sample `b`: its joints from the batch, its mesh from the targets
+// (centred on the mesh's pelvis); false when it lacks either.
+inline bool batch_labels(const data::Batch& batch, const Tensor<float>& target_vertices, int b, RowPoints& joints, RowPoints& vertices) {
   if (batch.has_3d[b] != 1 || batch.has_mesh[b] != 1) return false;
   joints = points_of(batch.joints_3d.data(), b, batch.num_joints, 4);
-  vertices = points_of(batch.vertices.data(), b, batch.num_vertices, 3);
+  vertices = points_of(target_vertices.data(), b, target_vertices.shape()[1], 3);
   return true;
 }
 
@@ -95,9 +97,10 @@ MeshMetrics evaluate(Net& net, const data::Dataset& dataset, const MeshHierarchy
     const auto out = net.forward(inputs.images);
     const Tensor<float> vertices = contiguous(out.full_vertices);
     const Tensor<float> joints = contiguous(nn::regress_joints(mesh.regressor, out.full_vertices));
+    const Tensor<float> target_vertices = contiguous(inputs.targets.full_vertices);
     for (int b = 0; b < batch->batch_size && (options.max_samples == 0 || seen < options.max_samples); ++b, ++seen) {
       RowPoints gt_joints, gt_vertices;
-      if (!batch_labels(*batch, b, gt_joints, gt_vertices)) continue;
+      if (!batch_labels(*batch, target_vertices, b, gt_joints, gt_vertices)) continue;
       add_sample(acc, points_of(vertices.data(), b, mesh.full_vertices(), 3), points_of(joints.data(), b, batch->num_joints, 3), gt_vertices,
                  gt_joints);
     }
@@ -142,7 +145,8 @@ inline MeshMetrics evaluate_constant_mesh(const RowPoints& mean_mesh, const data
     const data::SampleAnnotation a = dataset.annotation(static_cast<std::size_t>(i));
     if (!a.has_mesh || !a.has_3d) continue;
     const Eigen::RowVector3f root = pelvis_row(a);
-    const RowPoints gt_vertices = Eigen::Map<const RowPoints>(a.vertices.data(), dataset.num_vertices(), 3).rowwise() - root;
+    const std::vector<float> centred = detail::centred_on_mesh_pelvis(a.vertices, contiguous(mesh.regressor), 1);
+    const RowPoints gt_vertices = points_of(centred.data(), 0, dataset.num_vertices(), 3);
     const RowPoints gt_joints = points_of(a.joints_3d.data(), 0, dataset.num_joints(), 4).rowwise() - root;
     add_sample(acc, mean_mesh, joints, gt_vertices, gt_joints);
   }
